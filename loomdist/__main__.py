@@ -1,0 +1,5 @@
+"""`python -m loomdist` runs the CLI."""
+
+from .cli import main
+
+main()

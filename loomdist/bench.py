@@ -1,0 +1,125 @@
+"""Layer benchmarks at LOOM's README configs, optionally against PyTorch in the same process."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .layers import LAYERS
+from .network import Network
+from .threads import set_threads
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One benchmark: a grid of `layers` copies of `spec` fed (batch, in_features)."""
+
+    name: str
+    kind: str
+    args: tuple
+    batch: int
+    in_features: int
+    layers: int = 1
+    note: str = ""
+
+
+def readme_configs(quick: bool = False) -> list[BenchConfig]:
+    """LOOM's README benchmark configs (quick: the same shapes at a fraction of the batch)."""
+    q = 8 if quick else 1
+    return [
+        BenchConfig("dense", "dense", (64, 64, "leaky_relu"), 4096 // q, 64, 80,
+                    "4x4 grid, 5 layers/cell, width 64"),
+        BenchConfig("conv2d", "conv2d", (64, 64, 64, 128, 3, 1, 1, "leaky_relu"),
+                    32 // q, 64 * 64 * 64, 1, "64->128 channels, 64x64, 3x3, pad 1"),
+        BenchConfig("multi_head_attention", "multi_head_attention", (512, 8, 256),
+                    32 // q, 256 * 512, 1, "seq 256, d_model 512, 8 heads"),
+        BenchConfig("rnn", "rnn", (128, 256, 128), 64 // q, 128 * 128, 1,
+                    "seq 128, 128->256"),
+        BenchConfig("lstm", "lstm", (128, 256, 128), 64 // q, 128 * 128, 1,
+                    "seq 128, 128->256"),
+    ]
+
+
+@dataclass
+class BenchResult:
+    name: str
+    batch: int
+    forward_ms: float
+    fwd_bwd_ms: float
+    first_call_ms: float  # includes Numba JIT (or cache load) on first use
+    torch_forward_ms: float | None = None
+    torch_fwd_bwd_ms: float | None = None
+    ratio_fwd_bwd: float | None = None  # loomdist / torch (lower is better; goal <= 1.25)
+    extra: dict = field(default_factory=dict)
+
+
+def build_network(cfg: BenchConfig, seed: int = 0) -> Network:
+    """A 1 x 1 x `layers` grid (dense uses LOOM's 4 x 4 x 5 when layers == 80)."""
+    rows, cols, lpc = (4, 4, 5) if cfg.layers == 80 else (1, 1, cfg.layers)
+    net = Network(0, rows, cols, lpc, batch_size=cfg.batch)
+    spec = LAYERS[cfg.kind].Spec(*cfg.args)
+    rng = np.random.default_rng(seed)
+    for i in range(net.total_layers):
+        net.set_layer(*net.coords(i), spec, rng=rng)
+    return net
+
+
+def _median_ms(fn, repeats: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def bench_loomdist(cfg: BenchConfig, repeats: int, warmup: int) -> BenchResult:
+    net = build_network(cfg)
+    x = np.random.default_rng(1).standard_normal((cfg.batch, cfg.in_features)).astype(np.float32)
+    t = time.perf_counter()
+    y = net.forward(x)
+    first = (time.perf_counter() - t) * 1e3
+    dy = np.ones_like(y)
+
+    def fwd_bwd():
+        net.forward(x)
+        net.backward(dy)
+        net.zero_grad()
+
+    fwd = _median_ms(lambda: net.forward(x), repeats, warmup)
+    both = _median_ms(fwd_bwd, repeats, warmup)
+    return BenchResult(cfg.name, cfg.batch, fwd, both, first)
+
+
+def run(configs: list[BenchConfig], vs_torch: bool = False, repeats: int = 5, warmup: int = 2,
+        threads: int | None = None, progress=None) -> dict:
+    """Benchmark each config; returns a JSON-ready dict with environment and results."""
+    n = set_threads(threads)
+    results = []
+    for cfg in configs:
+        r = bench_loomdist(cfg, repeats, warmup)
+        if vs_torch:
+            from .bench_torch import bench_torch
+            r.torch_forward_ms, r.torch_fwd_bwd_ms = bench_torch(cfg, repeats, warmup, n)
+            r.ratio_fwd_bwd = r.fwd_bwd_ms / r.torch_fwd_bwd_ms
+        results.append(r)
+        if progress:
+            progress(r)
+    return {"benchmark": "layers", "threads": n, "repeats": repeats, "warmup": warmup,
+            "machine": platform.machine(), "processor": platform.processor(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "configs": [asdict(c) for c in configs], "results": [asdict(r) for r in results]}
+
+
+def write_json(report: dict, path) -> None:
+    from pathlib import Path
+
+    from .io.loom_json import write_atomic
+    write_atomic(Path(path), json.dumps(report, indent=2).encode())

@@ -1,0 +1,46 @@
+"""Helpers every layer module shares: spec validation and initializers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, ShapeError
+
+
+def positive_int(value, where: str, name: str, minimum: int = 1) -> int:
+    """Return `value` as an int >= minimum or raise ConfigError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise ConfigError(f"{where}: {name} must be an integer (got {value!r}); "
+                              f"pass a whole number >= {minimum}")
+    if value < minimum:
+        raise ConfigError(f"{where}: {name} must be >= {minimum} (got {value}); "
+                          f"pass a larger {name}")
+    return int(value)
+
+
+def expect_features(where: str, got: int, want: int, what: str = "input features") -> None:
+    """Raise ShapeError when a per-sample size does not match the layer's."""
+    if got != want:
+        raise ShapeError(f"{where}: {what} per sample is {got}, the layer expects {want}; "
+                         f"fix the previous layer's output size or this layer's config")
+
+
+def xavier(rng: np.random.Generator, fan_in: int, fan_out: int, shape) -> np.ndarray:
+    """Normal(0, sqrt(2/(fan_in+fan_out))) in float32, LOOM's Xavier."""
+    std = np.sqrt(2.0 / (fan_in + fan_out))
+    return (rng.standard_normal(shape) * std).astype(np.float32)
+
+
+def he(rng: np.random.Generator, fan_in: int, shape) -> np.ndarray:
+    """Normal(0, sqrt(2/fan_in)) in float32, LOOM's He initializer."""
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def as_rng(rng) -> np.random.Generator:
+    """Accept a Generator, a seed or None (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)

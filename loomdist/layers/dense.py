@@ -1,0 +1,89 @@
+"""Dense (fully connected) layer: y = act(x @ K + b), LOOM's input-major kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..activations import check_activation
+from ..kernels.cpu import elementwise as ew
+from ._common import expect_features, positive_int
+
+TYPE = "dense"
+WEIGHT_KEYS = ("biases", "kernel")  # order inside LOOM's weight payload
+RESIDUAL = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Dense layer: `input_height` -> `output_height` features per sample."""
+
+    input_height: int
+    output_height: int
+    activation: str = "relu"
+    kind = TYPE
+
+    def __post_init__(self):
+        where = f"dense({self.input_height}->{self.output_height})"
+        object.__setattr__(self, "input_height",
+                           positive_int(self.input_height, where, "input_height"))
+        object.__setattr__(self, "output_height",
+                           positive_int(self.output_height, where, "output_height"))
+        object.__setattr__(self, "activation", check_activation(self.activation, where))
+
+    def out_features(self, in_features: int, where: str = "dense") -> int:
+        expect_features(where, in_features, self.input_height)
+        return self.output_height
+
+
+def param_shapes(spec: Spec) -> dict:
+    return {"kernel": (spec.input_height, spec.output_height), "biases": (spec.output_height,)}
+
+
+def init(spec: Spec, rng: np.random.Generator) -> dict:
+    """LOOM's dense init: kernel ~ N(0, sqrt(2/(in+out))) (Xavier), biases 0."""
+    from ._common import xavier
+    return {"kernel": xavier(rng, spec.input_height, spec.output_height,
+                             param_shapes(spec)["kernel"]),
+            "biases": np.zeros(spec.output_height, np.float32)}
+
+
+def forward(spec: Spec, params: dict, x: np.ndarray):
+    """x: (batch, in) -> y: (batch, out)."""
+    z = x @ params["kernel"]  # (batch, out)
+    y = ew.bias_act_forward(z, params["biases"], spec.activation)  # z gets the bias in place
+    return y, (x, z, y)
+
+
+def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
+    """dy: (batch, out) -> dx: (batch, in), grads {kernel, biases}."""
+    x, z, y = cache
+    dz = ew.act_backward(z, y, dy, spec.activation)
+    grads = {"kernel": x.T @ dz, "biases": dz.sum(axis=0)}
+    return dz @ params["kernel"].T, grads
+
+
+def to_config(spec: Spec, branch: bool = False) -> dict:
+    cfg = {"type": TYPE, "activation": spec.activation}
+    if not branch:
+        cfg.update(width=1, height=1)
+    cfg.update(input_height=spec.input_height, output_height=spec.output_height)
+    return cfg
+
+
+def from_config(cfg: dict) -> Spec:
+    return Spec(cfg["input_height"], cfg["output_height"], cfg["activation"])
+
+
+def loom_gradients(spec: Spec, grads: dict):
+    """LOOM's (KernelGradients, BiasGradients) entries for this layer, flat."""
+    return grads["kernel"].ravel(), grads["biases"].ravel()
+
+
+def init_dense_layer(input_size: int, output_size: int, activation: str | int = "relu") -> Spec:
+    """LOOM's InitDenseLayer(inputSize, outputSize, activation)."""
+    return Spec(input_size, output_size, activation)
+
+
+INIT_FUNCTIONS = {"InitDenseLayer": init_dense_layer}

@@ -1,0 +1,260 @@
+"""The grid: placement of layers in rows x cols x layers-per-cell, forward/backward in grid order.
+
+Layer index i = row*cols*lpc + col*lpc + layer (LOOM). Forward runs in index order, backward in
+reverse. LOOM's implicit residual bookkeeping (a layer module's `RESIDUAL`) is reproduced here:
+
+    "store_input"  (rms_norm):      residual := layer input
+    "post_add"     (mha, swiglu):   y += residual (same shape); residual := y
+    "pre_add"      (layer_norm):    x += residual (same shape); y = f(x); residual := y
+
+Backward differentiates through those adds, so every residual path gets its true gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ConfigError, ShapeError
+from .introspect import Introspectable
+from .layers import module_of
+from .layers._common import as_rng, positive_int
+
+
+@dataclass
+class Layer:
+    """One grid slot: spec, float32 parameters and their accumulated gradients."""
+
+    spec: object
+    params: dict
+    grads: dict = field(default_factory=dict)
+
+    @property
+    def module(self):
+        return module_of(self.spec)
+
+
+class Network(Introspectable):
+    """A LOOM grid network.
+
+    Args:
+        input_size: floats in one flat LOOM input (batch_size x per-sample features), as LOOM's
+            NewNetwork; 0 or None means "infer from the first layer / the input".
+        grid_rows, grid_cols, layers_per_cell: the grid; L = rows*cols*lpc layers.
+        batch_size: samples in one flat input (LOOM's BatchSize).
+    """
+
+    def __init__(self, input_size, grid_rows: int, grid_cols: int, layers_per_cell: int,
+                 batch_size: int = 1):
+        self.grid_rows = positive_int(grid_rows, "Network", "grid_rows")
+        self.grid_cols = positive_int(grid_cols, "Network", "grid_cols")
+        self.layers_per_cell = positive_int(layers_per_cell, "Network", "layers_per_cell")
+        self.batch_size = positive_int(batch_size, "Network", "batch_size")
+        self.input_size = 0 if not input_size else positive_int(input_size, "Network",
+                                                                 "input_size")
+        self.layers: list[Layer | None] = [None] * self.total_layers
+        self._tape = None
+        self._activations: list[np.ndarray] = []
+
+    # ------------------------------------------------------------------ grid
+    @property
+    def total_layers(self) -> int:
+        return self.grid_rows * self.grid_cols * self.layers_per_cell
+
+    def index(self, row: int, col: int, layer: int) -> int:
+        """Flat grid index of (row, col, layer); raises ConfigError when outside the grid."""
+        for name, v, n in (("row", row, self.grid_rows), ("col", col, self.grid_cols),
+                           ("layer", layer, self.layers_per_cell)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
+                raise ConfigError(f"Network: {name} {v!r} is outside the grid "
+                                  f"({self.grid_rows}x{self.grid_cols}x{self.layers_per_cell}); "
+                                  f"use 0 <= {name} < {n}")
+        return (row * self.grid_cols + col) * self.layers_per_cell + layer
+
+    def coords(self, i: int) -> tuple[int, int, int]:
+        """(row, col, layer) of flat index i."""
+        cell, layer = divmod(i, self.layers_per_cell)
+        return (*divmod(cell, self.grid_cols), layer)
+
+    def set_layer(self, row: int, col: int, layer: int, spec, params: dict | None = None,
+                  rng=None) -> None:
+        """Place `spec` at (row, col, layer) with `params` or freshly initialised ones.
+
+        `rng` is a numpy Generator or seed for the initializer. Raises ConfigError for bad
+        coordinates or parameter shapes.
+        """
+        i = self.index(row, col, layer)
+        module = module_of(spec)
+        if params is None:
+            params = module.init(spec, as_rng(rng))
+        self.layers[i] = Layer(spec, _check_params(module, spec, params, (row, col, layer)))
+
+    def get_layer(self, row: int, col: int, layer: int):
+        """The spec at (row, col, layer), or None when the slot is empty."""
+        slot = self.layers[self.index(row, col, layer)]
+        return None if slot is None else slot.spec
+
+    # ------------------------------------------------------------ parameters
+    def parameters(self):
+        """Yield ((row, col, layer, name), array) for every parameter, in grid order."""
+        for i, slot in enumerate(self.layers):
+            if slot is not None:
+                for name, arr in slot.params.items():
+                    yield (*self.coords(i), name), arr
+
+    def gradients(self):
+        """Yield ((row, col, layer, name), gradient) for every accumulated gradient."""
+        for i, slot in enumerate(self.layers):
+            if slot is not None:
+                for name, arr in slot.grads.items():
+                    yield (*self.coords(i), name), arr
+
+    def param(self, key) -> np.ndarray:
+        """The parameter array at (row, col, layer, name) (a live view: edits change weights)."""
+        return self._slot(key[:3]).params[self._name(key)]
+
+    def grad(self, key) -> np.ndarray:
+        """The accumulated gradient at (row, col, layer, name); zeros before any backward."""
+        slot = self._slot(key[:3])
+        name = self._name(key)
+        return slot.grads.get(name, np.zeros_like(slot.params[name]))
+
+    def zero_grad(self) -> None:
+        """Drop every accumulated gradient (backward accumulates, as LOOM does per call)."""
+        for slot in self.layers:
+            if slot is not None:
+                slot.grads = {}
+
+    def num_parameters(self) -> int:
+        return sum(a.size for _, a in self.parameters())
+
+    def astype(self, dtype) -> Network:
+        """Cast every parameter (in place) to `dtype`; float64 is used by gradient checks."""
+        for slot in self.layers:
+            if slot is not None:
+                slot.params = {k: v.astype(dtype) for k, v in slot.params.items()}
+                slot.grads = {}
+        return self
+
+    @property
+    def dtype(self):
+        for _, arr in self.parameters():
+            return arr.dtype
+        return np.dtype(np.float32)
+
+    def _slot(self, rcl) -> Layer:
+        slot = self.layers[self.index(*rcl)]
+        if slot is None:
+            raise ConfigError(f"Network: layer {tuple(rcl)} is not set; call set_layer first")
+        return slot
+
+    def _name(self, key) -> str:
+        slot = self._slot(key[:3])
+        if len(key) != 4 or key[3] not in slot.params:
+            raise KeyError(f"Network: no parameter {key!r}; layer {tuple(key[:3])} has "
+                           f"{sorted(slot.params)}")
+        return key[3]
+
+    # --------------------------------------------------------------- passes
+    def forward(self, x) -> np.ndarray:
+        """Run every layer in grid order.
+
+        Args:
+            x: LOOM's flat layout, 1-D of length batch_size * features, or a batched array
+               (batch, features) of any batch.
+        Returns:
+            The output in the same form as `x` (flat, or (batch, out_features)).
+        Raises:
+            ShapeError: the input length does not fit the first layer or the batch size.
+        """
+        from .engine import run_forward
+        flat = np.ndim(x) == 1
+        x2 = self._as_batch(x)
+        y, self._tape, self._activations = run_forward(self, x2)
+        return y.reshape(-1) if flat else y
+
+    def backward(self, dy) -> np.ndarray:
+        """Backpropagate dL/d(output) from the last forward; accumulates weight gradients.
+
+        `dy` has the output's form (flat or batched). Returns dL/d(input) in that form.
+        """
+        from .engine import run_backward
+        if self._tape is None:
+            raise ConfigError("Network.backward: no forward pass recorded; call forward first")
+        dy = np.asarray(dy)
+        out = self._activations[-1]
+        if dy.size != out.size:
+            raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
+                             f"output has {out.size}; pass dL/d(output) of the last forward")
+        dx = run_backward(self, self._tape, dy.reshape(out.shape).astype(out.dtype, copy=False))
+        return dx.reshape(-1) if dy.ndim == 1 else dx
+
+    def activations(self) -> list[np.ndarray]:
+        """[input, output of layer 0, ...] of the last forward, each flat (LOOM's layout)."""
+        return [a.reshape(-1) for a in self._activations]
+
+    def kernel_gradients(self) -> list:
+        """LOOM's KernelGradients(): per layer, the flat kernel gradient or None."""
+        return [self._loom_grads(i)[0] for i in range(self.total_layers)]
+
+    def bias_gradients(self) -> list:
+        """LOOM's BiasGradients(): per layer, the flat bias gradient or None."""
+        return [self._loom_grads(i)[1] for i in range(self.total_layers)]
+
+    def _loom_grads(self, i):
+        slot = self.layers[i]
+        if slot is None or not slot.grads:
+            return None, None
+        return slot.module.loom_gradients(slot.spec, slot.grads)
+
+    def _as_batch(self, x) -> np.ndarray:
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "fiu":
+            raise ShapeError(f"Network.forward: input dtype {arr.dtype} is not numeric; "
+                             f"pass a float array")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if arr.ndim == 2:
+            return arr
+        if arr.ndim != 1:
+            raise ShapeError(f"Network.forward: input has shape {arr.shape}; pass LOOM's flat "
+                             f"1-D layout or a (batch, features) array")
+        if self.input_size and arr.size != self.input_size:
+            raise ShapeError(f"Network.forward: input length {arr.size} != input_size "
+                             f"{self.input_size}; pass batch_size*features = {self.input_size}"
+                             f" values")
+        if arr.size == 0 or arr.size % self.batch_size:
+            raise ShapeError(f"Network.forward: input length {arr.size} is not a positive "
+                             f"multiple of batch_size {self.batch_size}; pass batch_size*"
+                             f"features values")
+        return arr.reshape(self.batch_size, -1)
+
+    # ---------------------------------------------------------- model files
+    def save_model(self, path, model_id: str) -> None:
+        """Write this network as a LOOM JSON bundle (atomically: temp file + rename)."""
+        from .io.loom_json import save_bundle
+        save_bundle(path, {model_id: self})
+
+    def save_model_to_string(self, model_id: str) -> str:
+        """This network as LOOM's bundle text (what LOOM's SaveModelToString returns)."""
+        from .io.loom_json import bundle_to_string
+        return bundle_to_string({model_id: self})
+
+    def __repr__(self) -> str:
+        return (f"Network({self.grid_rows}x{self.grid_cols}x{self.layers_per_cell}, "
+                f"batch_size={self.batch_size}, params={self.num_parameters()})")
+
+
+def _check_params(module, spec, params: dict, where) -> dict:
+    shapes = module.param_shapes(spec)
+    if set(params) != set(shapes):
+        raise ConfigError(f"layer {where} ({spec.kind}): parameters {sorted(params)} do not "
+                          f"match {sorted(shapes)}; pass exactly these names")
+    out = {}
+    for name, shape in shapes.items():
+        arr = np.asarray(params[name])
+        if arr.size != int(np.prod(shape)):
+            raise ConfigError(f"layer {where} ({spec.kind}): {name} has {arr.size} values, "
+                              f"expected {int(np.prod(shape))} for shape {shape}")
+        out[name] = np.ascontiguousarray(arr, dtype=np.float32).reshape(shape)
+    return out

@@ -1,0 +1,36 @@
+"""Read LOOM's recorded fixtures (../shared/fixtures/loom) without going through loomdist.io."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# A copy of ../shared/fixtures/loom lives in the repo; LOOM_FIXTURES points elsewhere.
+FIXTURES = Path(os.environ.get("LOOM_FIXTURES",
+                               Path(__file__).resolve().parent / "fixtures" / "loom"))
+
+
+def f32(values) -> np.ndarray:
+    """JSON numbers (Go's shortest float32 form) -> exact float32 bits."""
+    return np.asarray(values, dtype=np.float64).astype(np.float32)
+
+
+def fixture_names(prefix: str = "") -> list[str]:
+    return sorted(p.name[:-len(".model.json")] for p in FIXTURES.glob(f"{prefix}*.model.json"))
+
+
+def load(name: str):
+    """Returns (layer cfgs, per-layer weight dicts, fixture data dict)."""
+    path = FIXTURES / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"fixture {name} not found under {FIXTURES}")
+    data = json.loads(path.read_text())
+    bundle = json.loads((FIXTURES / data["model_file"]).read_text())
+    model = bundle["models"][0]
+    weights = json.loads(base64.b64decode(model["weights"]["data"]))
+    return model["cfg"]["layers"], weights["layers"], data
