@@ -29,8 +29,19 @@ KNOWN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "leaky_relu")
 
 # ----------------------------------------------------------------------------- writing
 def layer_config(spec, branch: bool = False) -> dict:
-    """LOOM cfg dict of one layer (keys in LOOM's order)."""
-    return layer_module(spec.kind).to_config(spec, branch=branch)
+    """LOOM cfg dict of one layer: keys in LOOM's order, zero values dropped.
+
+    Every field of LOOM's LayerDefinition except type and activation is `omitempty`, so Go
+    never writes 0, false, "" or empty lists; neither do we.
+    """
+    cfg = layer_module(spec.kind).to_config(spec, branch=branch)
+    return {k: v for k, v in cfg.items() if k in ("type", "activation") or not _empty(v)}
+
+
+def _empty(v) -> bool:
+    if isinstance(v, (list, tuple, dict, str, np.ndarray)):
+        return len(v) == 0
+    return v is None or v is False or v == 0
 
 
 def layer_weights(spec, params: dict) -> dict:

@@ -83,7 +83,7 @@ def spec_from_config(cfg, where: str):
     except UnsupportedLayerError as e:
         raise UnsupportedLayerError(
             f"{e}; this file needs a newer loomdist or is not LOOM's") from None
-    cfg = dict(cfg, activation=_activation(cfg.get("activation", "relu"), where))
+    cfg = GoDefaults(cfg, activation=_activation(cfg.get("activation", "relu"), where))
     try:
         return module.from_config(cfg)
     except KeyError as e:
@@ -92,6 +92,13 @@ def spec_from_config(cfg, where: str):
         if isinstance(e, LoomdistError) and not isinstance(e, ConfigError):
             raise
         raise ModelFormatError(f"{where}: invalid {cfg['type']} layer: {e}") from e
+
+
+class GoDefaults(dict):
+    """A layer cfg where an absent field reads as Go's zero value (LOOM omits zeros)."""
+
+    def __missing__(self, key):
+        return 0
 
 
 def params_from_json(spec, wdict, where: str) -> dict:

@@ -14,7 +14,7 @@ from types import ModuleType
 from ..errors import UnsupportedLayerError
 
 _KINDS = ("dense", "conv2d", "multi_head_attention", "layer_norm", "rms_norm", "swiglu",
-          "rnn", "lstm")
+          "rnn", "lstm", "softmax", "parallel")
 LAYERS: dict[str, ModuleType] = {}
 for _name in _KINDS:  # TEMPORARY tolerance while sibling modules are written (lead removes)
     try:

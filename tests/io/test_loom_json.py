@@ -97,7 +97,7 @@ def _mutate_weights(fn):
     (_mutate_cfg(lambda m: m["cfg"].update(grid_rows="1")), ModelFormatError,
      "cfg.grid_rows: expected a positive integer"),
     (_mutate_cfg(lambda m: m["cfg"]["layers"][1].pop("input_height")), ModelFormatError,
-     r"layers\[1\]: missing field 'input_height'"),
+     r"layers\[1\]: invalid dense layer: .*input_height must be >= 1 \(got 0\)"),
     (_mutate_cfg(lambda m: m["cfg"]["layers"][1].update(input_height=-3)), ModelFormatError,
      "input_height must be >= 1"),
     (_mutate_cfg(lambda m: m["weights"].update(data="!!!not base64!!!")), ModelFormatError,

@@ -1,0 +1,106 @@
+"""Row-wise softmax and sparsemax kernels (forward and Jacobian-vector products)."""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def _softmax_rows(x, inv_t, y):
+    # x, y: (rows, n); y = softmax(x * inv_t) per row
+    rows, n = x.shape
+    for r in numba.prange(rows):
+        m = x[r, 0] * inv_t
+        for j in range(1, n):
+            m = max(m, x[r, j] * inv_t)
+        s = 0.0
+        for j in range(n):
+            e = math.exp(x[r, j] * inv_t - m)
+            y[r, j] = e
+            s += e
+        inv = 1.0 / s
+        for j in range(n):
+            y[r, j] *= inv
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def _softmax_rows_backward(y, g, scale, dx):
+    # dx = scale * y * (g - <g, y>) per row
+    rows, n = y.shape
+    for r in numba.prange(rows):
+        dot = 0.0
+        for j in range(n):
+            dot += g[r, j] * y[r, j]
+        for j in range(n):
+            dx[r, j] = scale * y[r, j] * (g[r, j] - dot)
+
+
+@numba.njit(cache=True, parallel=True)
+def _sparsemax_rows(x, y):
+    # Sort descending; k = last i with s_i - (cumsum_i - 1)/i > 0; tau = (cumsum_k - 1)/k
+    rows, n = x.shape
+    for r in numba.prange(rows):
+        s = -np.sort(-x[r])
+        cum = 0.0
+        k = 0
+        cum_k = 0.0
+        for i in range(n):
+            cum += s[i]
+            if s[i] - (cum - 1.0) / (i + 1) > 0:
+                k = i + 1
+                cum_k = cum
+            else:
+                break
+        tau = (cum_k - 1.0) / k if k > 0 else 0.0
+        for j in range(n):
+            y[r, j] = max(0.0, x[r, j] - tau)
+
+
+@numba.njit(cache=True, parallel=True)
+def _sparsemax_rows_backward(y, g, dx):
+    # On the support S = {y > 0}: dx = g - mean_S(g); zero elsewhere
+    rows, n = y.shape
+    for r in numba.prange(rows):
+        total = 0.0
+        count = 0
+        for j in range(n):
+            if y[r, j] > 0:
+                total += g[r, j]
+                count += 1
+        mean = total / count if count > 0 else 0.0
+        for j in range(n):
+            dx[r, j] = g[r, j] - mean if y[r, j] > 0 else 0.0
+
+
+def softmax_rows(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """softmax(x / T) over the last axis of a 2-D array."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _softmax_rows(x, x.dtype.type(1.0 / temperature), y)
+    return y
+
+
+def softmax_rows_backward(y: np.ndarray, g: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """JVP of softmax_rows: (y * (g - <g, y>)) / T per row."""
+    dx = np.empty_like(y)
+    _softmax_rows_backward(y, np.ascontiguousarray(g, dtype=y.dtype),
+                           y.dtype.type(1.0 / temperature), dx)
+    return dx
+
+
+def sparsemax_rows(x: np.ndarray) -> np.ndarray:
+    """Sparsemax (Euclidean projection onto the simplex) over the last axis."""
+    x = np.ascontiguousarray(x)
+    y = np.empty_like(x)
+    _sparsemax_rows(x, y)
+    return y
+
+
+def sparsemax_rows_backward(y: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """JVP of sparsemax_rows given its output y."""
+    dx = np.empty_like(y)
+    _sparsemax_rows_backward(y, np.ascontiguousarray(g, dtype=y.dtype), dx)
+    return dx

@@ -1,0 +1,127 @@
+"""Validation and output sizes of softmax specs (kept apart from the math)."""
+
+from __future__ import annotations
+
+import math
+
+from ..activations import check_activation
+from ..errors import ConfigError, ShapeError
+
+VARIANTS = ("standard", "grid", "hierarchical", "temperature", "gumbel", "masked", "sparse",
+            "entmax", "adaptive", "mixture")
+ALIASES = {"sparsemax": "sparse", "softmax": "standard", "": "standard"}
+
+
+def check_spec(spec) -> None:
+    """Normalise and validate a softmax Spec in place (it is frozen: use object.__setattr__)."""
+    where = f"softmax({spec.variant!r})"
+    variant = ALIASES.get(spec.variant, spec.variant)
+    if variant not in VARIANTS:
+        raise ConfigError(f"{where}: unknown variant; use one of {list(VARIANTS)}")
+    _set(spec, "variant", variant)
+    _set(spec, "activation", check_activation(spec.activation, where))
+    t = _number(spec.temperature, where, "temperature")
+    if t < 0:
+        raise ConfigError(f"{where}: temperature must be >= 0 (got {t}); 0 means 1")
+    for name in ("rows", "cols"):
+        v = getattr(spec, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ConfigError(f"{where}: {name} must be a non-negative integer (got {v!r})")
+    _set(spec, "mask", tuple(bool(m) for m in spec.mask))
+    _set(spec, "levels", tuple(spec.levels))
+    _set(spec, "mixture_weights", tuple(float(w) for w in spec.mixture_weights))
+    _set(spec, "adaptive_clusters", tuple(tuple(c) for c in spec.adaptive_clusters))
+    CHECKS.get(variant, lambda s, w: None)(spec, where)
+
+
+def _set(spec, name, value):
+    object.__setattr__(spec, name, value)
+
+
+def _number(v, where, name) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ConfigError(f"{where}: {name} must be a finite number (got {v!r})")
+    return float(v)
+
+
+def _grid(spec, where):
+    if spec.rows < 1 or spec.cols < 1:
+        raise ConfigError(f"{where}: grid softmax needs rows >= 1 and cols >= 1 (got "
+                          f"{spec.rows}x{spec.cols}); pass init_grid_softmax_layer(rows, cols)")
+
+
+def _levels(spec, where):
+    if not spec.levels or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                              for v in spec.levels):
+        raise ConfigError(f"{where}: hierarchy levels must be a non-empty list of positive "
+                          f"integers (got {list(spec.levels)}); e.g. [3, 3, 4]")
+
+
+def _mask(spec, where):
+    if not spec.mask:
+        raise ConfigError(f"{where}: masked softmax needs a non-empty mask; pass one bool per "
+                          f"input feature")
+
+
+def _entmax(spec, where):
+    a = _number(spec.entmax_alpha, where, "entmax_alpha")
+    if not 1.0 <= a <= 2.0:
+        raise ConfigError(f"{where}: entmax alpha {a} is out of range; use 1 <= alpha <= 2 "
+                          f"(1 = softmax, 2 = sparsemax)")
+
+
+def _adaptive(spec, where):
+    seen = set()
+    for c in spec.adaptive_clusters:
+        if not c or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in c):
+            raise ConfigError(f"{where}: each adaptive cluster must be a non-empty list of "
+                              f"output indices >= 0 (got {list(c)})")
+        if seen & set(c):
+            raise ConfigError(f"{where}: adaptive clusters overlap at {sorted(seen & set(c))}; "
+                              f"each output index belongs to one cluster")
+        seen |= set(c)
+
+
+def _mixture(spec, where):
+    ws = [_number(w, where, "mixture weight") for w in spec.mixture_weights]
+    if ws and (min(ws) < 0 or sum(ws) <= 0):
+        raise ConfigError(f"{where}: mixture weights must be >= 0 with a positive sum "
+                          f"(got {ws})")
+
+
+def _gumbel(spec, where):
+    s = spec.noise_seed
+    if s is not None and (isinstance(s, bool) or not isinstance(s, int)):
+        raise ConfigError(f"{where}: noise_seed must be an int or None (got {s!r})")
+
+
+CHECKS = {"grid": _grid, "hierarchical": _levels, "masked": _mask, "entmax": _entmax,
+          "adaptive": _adaptive, "mixture": _mixture, "gumbel": _gumbel}
+
+
+def out_features_of(spec, n: int, where: str) -> int:
+    """Output features per sample for n input features; ShapeError when they do not fit."""
+    v = spec.variant
+    if v == "grid" and spec.rows * spec.cols != n:
+        _shape(where, f"grid rows x cols = {spec.rows}x{spec.cols} = {spec.rows * spec.cols}",
+               n, "set rows*cols to the input size")
+    if v == "hierarchical" and math.prod(spec.levels) != n:
+        _shape(where, f"hierarchy levels {list(spec.levels)} multiply to "
+                      f"{math.prod(spec.levels)}", n, "make their product the input size")
+    if v == "masked" and len(spec.mask) != n:
+        _shape(where, f"mask length {len(spec.mask)}", n, "pass one mask entry per feature")
+    if v == "adaptive" and spec.adaptive_clusters:
+        top = max(max(c) for c in spec.adaptive_clusters)
+        if top >= n:
+            _shape(where, f"adaptive cluster index {top}", n, "use indices < input size")
+    if v == "mixture" and spec.mixture_weights:
+        m = len(spec.mixture_weights)
+        if n % m:
+            _shape(where, f"{m} mixture components", n, "use an input size divisible by them")
+        return n // m
+    return n
+
+
+def _shape(where, what, n, fix):
+    raise ShapeError(f"{where}: {what} does not match the input ({n} features per sample); "
+                     f"{fix}")

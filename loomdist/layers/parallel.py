@@ -1,0 +1,244 @@
+"""Parallel layer: branches of any kind (nested too) on one input, combined four ways.
+
+    concat        branch-major over the whole flat buffer, as LOOM: [b0 all samples][b1 ...]
+    add / avg     element-wise sum / mean (branches must have equal output sizes)
+    grid_scatter  per sample: the features of grid cells in flat order r*C*L + c*L + l
+
+Branches dispatch through the layer registry; parameters are named "branch<i>.<name>".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..activations import check_activation
+from ..errors import ConfigError, ModelFormatError, ShapeError
+
+TYPE = "parallel"
+WEIGHT_KEYS = ("branch_weights",)
+RESIDUAL = None
+MODES = ("concat", "add", "avg", "average", "grid_scatter", "")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Branches (layer specs) run side by side on the same input.
+
+    grid_positions: for grid_scatter, one (branch_index, row, col, layer) per branch inside a
+        grid_rows x grid_cols x grid_layers output grid.
+    """
+
+    branches: tuple
+    combine_mode: str = "concat"
+    grid_rows: int = 0
+    grid_cols: int = 0
+    grid_layers: int = 0
+    grid_positions: tuple = ()
+    activation: str = "relu"
+    kind = TYPE
+
+    def __post_init__(self):
+        where = f"parallel({self.combine_mode!r}, {len(self.branches)} branches)"
+        object.__setattr__(self, "branches", tuple(self.branches))
+        object.__setattr__(self, "grid_positions", tuple(tuple(p) for p in self.grid_positions))
+        object.__setattr__(self, "activation", check_activation(self.activation, where))
+        if not self.branches or any(not hasattr(b, "kind") for b in self.branches):
+            raise ConfigError(f"{where}: needs a non-empty list of layer specs as branches")
+        if self.combine_mode not in MODES:
+            raise ConfigError(f"{where}: unknown combine_mode; use one of "
+                              f"{[m for m in MODES if m]}")
+        if self.mode == "grid_scatter":
+            _check_grid(self, where)
+
+    @property
+    def mode(self) -> str:
+        return {"": "concat", "average": "avg"}.get(self.combine_mode, self.combine_mode)
+
+    def out_features(self, in_features: int, where: str = "parallel") -> int:
+        sizes = [b.out_features(in_features, f"{where} branch {i} ({b.kind})")
+                 for i, b in enumerate(self.branches)]
+        if self.mode in ("add", "avg") and len(set(sizes)) > 1:
+            raise ShapeError(f"{where}: {self.mode} needs equal branch output sizes, got "
+                             f"{sizes}; make every branch produce {sizes[0]} features")
+        return sizes[0] if self.mode in ("add", "avg") else sum(sizes)
+
+
+def _check_grid(spec, where):
+    dims = (spec.grid_rows, spec.grid_cols, spec.grid_layers)
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        raise ConfigError(f"{where}: grid_scatter needs grid rows/cols/layers >= 1 (got {dims})")
+    if len(spec.grid_positions) != len(spec.branches):
+        raise ConfigError(f"{where}: grid_scatter needs one position per branch "
+                          f"({len(spec.grid_positions)} != {len(spec.branches)})")
+    cells, placed = {}, set()
+    for b, r, c, lay in spec.grid_positions:
+        if not 0 <= b < len(spec.branches) or b in placed:
+            raise ConfigError(f"{where}: position branch_index {b} is out of range or repeated")
+        if not (0 <= r < dims[0] and 0 <= c < dims[1] and 0 <= lay < dims[2]):
+            raise ConfigError(f"{where}: branch {b} position ({r},{c},{lay}) falls outside the "
+                              f"{dims[0]}x{dims[1]}x{dims[2]} grid")
+        cell = (r * dims[1] + c) * dims[2] + lay
+        if cell in cells:
+            raise ConfigError(f"{where}: branches {cells[cell]} and {b} collide at grid cell "
+                              f"({r},{c},{lay}); give each branch its own cell")
+        cells[cell] = b
+        placed.add(b)
+
+
+def _module(spec):
+    from . import module_of
+    return module_of(spec)
+
+
+def _prefix(i: int) -> str:
+    return f"branch{i}."
+
+
+def _sub(params: dict, i: int) -> dict:
+    p = _prefix(i)
+    return {k[len(p):]: v for k, v in params.items() if k.startswith(p)}
+
+
+def param_shapes(spec: Spec) -> dict:
+    return {_prefix(i) + k: s for i, b in enumerate(spec.branches)
+            for k, s in _module(b).param_shapes(b).items()}
+
+
+def init(spec: Spec, rng) -> dict:
+    return {_prefix(i) + k: v for i, b in enumerate(spec.branches)
+            for k, v in _module(b).init(b, rng).items()}
+
+
+def forward(spec: Spec, params: dict, x: np.ndarray):
+    """x: (batch, n) -> combined branch outputs (batch, out_features)."""
+    outs, caches = [], []
+    for i, b in enumerate(spec.branches):
+        y, cache = _module(b).forward(b, _sub(params, i), x)
+        outs.append(y)
+        caches.append(cache)
+    return _combine(spec, outs, x.shape[0]), (caches, [o.shape for o in outs])
+
+
+def _combine(spec, outs, batch):
+    mode = spec.mode
+    if mode == "concat":
+        return np.concatenate([o.reshape(-1) for o in outs]).reshape(batch, -1)
+    if mode in ("add", "avg"):
+        total = outs[0].copy()
+        for o in outs[1:]:
+            total += o
+        return total / total.dtype.type(len(outs)) if mode == "avg" else total
+    return np.concatenate([outs[b] for b in _scatter_order(spec)], axis=1)
+
+
+def _scatter_order(spec) -> list[int]:
+    """Branch indices in the flat order of the grid cells they occupy."""
+    c, lay = spec.grid_cols, spec.grid_layers
+    cell = lambda p: (p[1] * c + p[2]) * lay + p[3]  # noqa: E731
+    return [p[0] for p in sorted(spec.grid_positions, key=cell)]
+
+
+def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
+    caches, shapes = cache
+    dx, grads = None, {}
+    for i, (b, g) in enumerate(zip(spec.branches, _split(spec, dy, shapes))):
+        dxi, gi = _module(b).backward(b, _sub(params, i), caches[i], g)
+        dx = dxi if dx is None else dx + dxi
+        grads.update({_prefix(i) + k: v for k, v in gi.items()})
+    return dx, grads
+
+
+def _split(spec, dy, shapes):
+    mode = spec.mode
+    if mode == "add":
+        return [dy] * len(shapes)
+    if mode == "avg":
+        return [dy / dy.dtype.type(len(shapes))] * len(shapes)
+    if mode == "concat":
+        flat, out, at = dy.reshape(-1), [], 0
+        for s in shapes:
+            n = s[0] * s[1]
+            out.append(flat[at:at + n].reshape(s))
+            at += n
+        return out
+    out, at = [None] * len(shapes), 0
+    for b in _scatter_order(spec):
+        out[b] = dy[:, at:at + shapes[b][1]]
+        at += shapes[b][1]
+    return out
+
+
+def to_config(spec: Spec, branch: bool = False) -> dict:
+    from ..io.loom_json import layer_config
+    return {"type": TYPE, "activation": spec.activation,
+            "branches": [layer_config(b, branch=True) for b in spec.branches],
+            "combine_mode": spec.combine_mode,
+            "grid_positions": [{"branch_index": b, "target_row": r, "target_col": c,
+                                "target_layer": lay} for b, r, c, lay in spec.grid_positions],
+            "grid_output_rows": spec.grid_rows, "grid_output_cols": spec.grid_cols,
+            "grid_output_layers": spec.grid_layers}
+
+
+def from_config(cfg) -> Spec:
+    from ..io.loom_parse import spec_from_config
+    branches = cfg["branches"]
+    if not isinstance(branches, list):
+        raise ConfigError(f"parallel: 'branches' must be a list (got {branches!r})")
+    positions = []
+    for p in cfg.get("grid_positions") or []:
+        if not isinstance(p, dict):
+            raise ConfigError(f"parallel: grid position {p!r} is not an object")
+        positions.append(tuple(p.get(k, 0) for k in
+                               ("branch_index", "target_row", "target_col", "target_layer")))
+    return Spec(tuple(spec_from_config(b, f"branches[{i}]") for i, b in enumerate(branches)),
+                cfg["combine_mode"] or "", cfg["grid_output_rows"], cfg["grid_output_cols"],
+                cfg["grid_output_layers"], tuple(positions), cfg["activation"])
+
+
+def weights_to_json(spec: Spec, params: dict) -> dict:
+    from ..io.loom_json import layer_weights
+    return {"branch_weights": [layer_weights(b, _sub(params, i))
+                               for i, b in enumerate(spec.branches)]}
+
+
+def weights_from_json(spec: Spec, wdict, where: str) -> dict:
+    from ..io.loom_parse import params_from_json
+    bw = wdict.get("branch_weights") if isinstance(wdict, dict) else None
+    if not isinstance(bw, list) or len(bw) != len(spec.branches):
+        raise ModelFormatError(f"{where}.branch_weights: expected {len(spec.branches)} branch "
+                               f"weight objects, got {str(bw)[:60]}")
+    out = {}
+    for i, (b, w) in enumerate(zip(spec.branches, bw)):
+        sub = params_from_json(b, w, f"{where}.branch_weights[{i}]")
+        out.update({_prefix(i) + k: v for k, v in sub.items()})
+    return out
+
+
+def loom_gradients(spec: Spec, grads: dict):
+    """LOOM concatenates every branch's kernel (and bias) gradients, in branch order."""
+    ks, bs = [], []
+    for i, b in enumerate(spec.branches):
+        sub = _sub(grads, i)
+        if sub:
+            k, bias = _module(b).loom_gradients(b, sub)
+            ks += [] if k is None else [np.ravel(k)]
+            bs += [] if bias is None else [np.ravel(bias)]
+    return (np.concatenate(ks) if ks else None), (np.concatenate(bs) if bs else None)
+
+
+def init_parallel_layer(branches: list, combine_mode: str = "concat") -> Spec:
+    """A Parallel layer over `branches` (specs) combined by `combine_mode`."""
+    return Spec(tuple(branches), combine_mode)
+
+
+def init_grid_scatter_layer(branches: list, grid_rows: int, grid_cols: int, grid_layers: int,
+                            positions: list) -> Spec:
+    """grid_scatter Parallel: positions = [(branch_index, row, col, layer), ...]."""
+    return Spec(tuple(branches), "grid_scatter", grid_rows, grid_cols, grid_layers,
+                tuple(tuple(p) for p in positions))
+
+
+INIT_FUNCTIONS = {"InitParallelLayer": init_parallel_layer,
+                  "InitGridScatterLayer": init_grid_scatter_layer}
