@@ -134,5 +134,13 @@ def _guard(fn):
         raise click.ClickException(str(e)) from e
 
 
+def _register_training():
+    from .cli_train import register
+    register(main, _console, _guard)
+
+
+_register_training()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

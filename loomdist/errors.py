@@ -17,6 +17,10 @@ class ModelFormatError(LoomdistError, ValueError):
     """A model file or string is not a valid LOOM JSON bundle."""
 
 
+class DataError(LoomdistError, ValueError):
+    """Training or evaluation data is missing, malformed or does not fit the network."""
+
+
 class UnsupportedLayerError(LoomdistError, NotImplementedError):
     """A layer type or feature that loomdist does not implement."""
 
@@ -30,6 +34,6 @@ class CellFailedError(LoomdistError, RuntimeError):
 
 
 __all__ = [
-    "LoomdistError", "ShapeError", "ConfigError", "ModelFormatError",
+    "LoomdistError", "ShapeError", "ConfigError", "ModelFormatError", "DataError",
     "UnsupportedLayerError", "CellFailedError",
 ]

@@ -174,20 +174,23 @@ class Network(Introspectable):
         y, self._tape, self._activations = run_forward(self, x2)
         return y.reshape(-1) if flat else y
 
-    def backward(self, dy) -> np.ndarray:
+    def backward(self, dy, skip_last: bool = False) -> np.ndarray:
         """Backpropagate dL/d(output) from the last forward; accumulates weight gradients.
 
         `dy` has the output's form (flat or batched). Returns dL/d(input) in that form.
+        skip_last: `dy` is the gradient w.r.t. the last layer's *input* (its logits, for a
+        loss fused with a final softmax); the last layer is skipped.
         """
         from .engine import run_backward
         if self._tape is None:
             raise ConfigError("Network.backward: no forward pass recorded; call forward first")
         dy = np.asarray(dy)
-        out = self._activations[-1]
+        tape = self._tape[:-1] if skip_last else self._tape
+        out = self._activations[len(tape)]
         if dy.size != out.size:
             raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
                              f"output has {out.size}; pass dL/d(output) of the last forward")
-        dx = run_backward(self, self._tape, dy.reshape(out.shape).astype(out.dtype, copy=False))
+        dx = run_backward(self, tape, dy.reshape(out.shape).astype(out.dtype, copy=False))
         return dx.reshape(-1) if dy.ndim == 1 else dx
 
     def activations(self) -> list[np.ndarray]:
@@ -228,6 +231,13 @@ class Network(Introspectable):
                              f"multiple of batch_size {self.batch_size}; pass batch_size*"
                              f"features values")
         return arr.reshape(self.batch_size, -1)
+
+    # ------------------------------------------------------------- training
+    def train(self, batches, config=None):
+        """LOOM's Train(): `batches` of (flat input, flat target) in order; returns a
+        TrainingResult. Every parameter of every layer kind is updated (not only LOOM's)."""
+        from .train import train_batches
+        return train_batches(self, batches, config)
 
     # ---------------------------------------------------------- model files
     def save_model(self, path, model_id: str) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from loomdist.layers import LAYERS, module_of
 from tests.cases import CASES
-from tests.gradcheck import check_layer
+from loomdist.gradcheck import check_layer
 
 
 def test_cases_cover_registry():

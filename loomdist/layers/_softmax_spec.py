@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..activations import check_activation
 from ..errors import ConfigError, ShapeError
 
@@ -23,15 +25,23 @@ def check_spec(spec) -> None:
     t = _number(spec.temperature, where, "temperature")
     if t < 0:
         raise ConfigError(f"{where}: temperature must be >= 0 (got {t}); 0 means 1")
+    # LOOM stores these as float32: round once here so files round-trip exactly
+    _set(spec, "temperature", _f32(t))
+    _set(spec, "entmax_alpha", _f32(_number(spec.entmax_alpha, where, "entmax_alpha")))
     for name in ("rows", "cols"):
         v = getattr(spec, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ConfigError(f"{where}: {name} must be a non-negative integer (got {v!r})")
     _set(spec, "mask", tuple(bool(m) for m in spec.mask))
     _set(spec, "levels", tuple(spec.levels))
-    _set(spec, "mixture_weights", tuple(float(w) for w in spec.mixture_weights))
+    _set(spec, "mixture_weights", tuple(_f32(_number(w, where, "mixture weight"))
+                                        for w in spec.mixture_weights))
     _set(spec, "adaptive_clusters", tuple(tuple(c) for c in spec.adaptive_clusters))
     CHECKS.get(variant, lambda s, w: None)(spec, where)
+
+
+def _f32(v: float) -> float:
+    return float(np.float32(v))
 
 
 def _set(spec, name, value):

@@ -42,10 +42,9 @@ def param_shapes(spec: Spec) -> dict:
 
 
 def init(spec: Spec, rng: np.random.Generator) -> dict:
-    """LOOM's dense init: kernel ~ N(0, sqrt(2/(in+out))) (Xavier), biases 0."""
-    from ._common import xavier
-    return {"kernel": xavier(rng, spec.input_height, spec.output_height,
-                             param_shapes(spec)["kernel"]),
+    """LOOM's InitDenseLayer: kernel ~ N(0, sqrt(2/in)), biases 0."""
+    from ._common import he
+    return {"kernel": he(rng, spec.input_height, param_shapes(spec)["kernel"]),
             "biases": np.zeros(spec.output_height, np.float32)}
 
 

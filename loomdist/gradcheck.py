@@ -1,4 +1,8 @@
-"""Float64 central finite differences for a layer's input and every parameter."""
+"""Gradient checks: float64 central finite differences for layers and whole networks.
+
+Use it when adding a layer kind: `check_layer(module, spec, params, x)` raises an
+AssertionError naming the input or parameter whose backward disagrees.
+"""
 
 from __future__ import annotations
 

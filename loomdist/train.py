@@ -1,0 +1,156 @@
+"""The training loop: one process, mini-batches, optimizers, schedules, checkpoints, resume.
+
+`train_step` is the unit every path shares (LOOM-style `net.train`, `Trainer.fit`, and the
+Ray actors later): forward, loss, backward, global-norm clip, optimizer update.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ShapeError
+from .io.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .losses import fused_softmax_ce, loss_and_grad
+from .optim import Optimizer, clip_global_norm
+from .train_config import TrainingConfig, TrainingResult
+
+
+def fused_softmax(net, cfg: TrainingConfig):
+    """(temperature, cols) when the last layer is a softmax the CE loss can fuse with."""
+    last = net.layers[-1]
+    if not (cfg.fuse_softmax_ce and cfg.loss_type == "cross_entropy" and last is not None):
+        return None
+    spec = last.spec
+    if spec.kind != "softmax" or spec.variant not in ("standard", "temperature", "grid"):
+        return None
+    return spec.effective_temperature, (spec.cols if spec.variant == "grid" else None)
+
+
+def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
+    """One update on one mini-batch. Returns (loss, gradient norm before clipping)."""
+    out = net.forward(x)
+    fused = fused_softmax(net, cfg)
+    net.zero_grad()
+    if fused is not None:
+        logits = net._activations[-2]
+        t, cols = fused
+        loss, _, dz = fused_softmax_ce(logits, np.asarray(target).reshape(logits.shape), t,
+                                       cols or logits.shape[-1])
+        net.backward(dz.reshape(np.shape(out)) if np.ndim(out) == 1 else dz, skip_last=True)
+    else:
+        loss, dy = loss_and_grad(cfg.loss_type, out, np.asarray(target).reshape(out.shape))
+        net.backward(dy)
+    norm = clip_global_norm([g for _, g in net.gradients()], cfg.gradient_clip)
+    opt.step(net.parameters(), net.gradients(), lr)
+    return loss, norm
+
+
+def train_batches(net, batches, cfg: TrainingConfig | None = None) -> TrainingResult:
+    """LOOM's Network.Train: `batches` of (flat input, flat target), in order, no shuffling."""
+    cfg = cfg or TrainingConfig()
+    pairs = [(getattr(b, "input", None), getattr(b, "target", None)) if hasattr(b, "input")
+             else tuple(b) for b in batches]
+    if not pairs:
+        raise ShapeError("train: no batches given; pass a list of (input, target) pairs")
+    opt, sched = Optimizer(cfg.optim_config()), cfg.schedule(len(pairs))
+    history, start, step = [], time.perf_counter(), 0
+    for epoch in range(cfg.epochs):
+        t0, losses = time.perf_counter(), []
+        for x, t in pairs:
+            loss, norm = train_step(net, opt, cfg, np.asarray(x, np.float32),
+                                    np.asarray(t, np.float32), sched(step))
+            losses.append(loss)
+            step += 1
+        history.append({"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
+                        "lr": sched(step - 1), "grad_norm": norm,
+                        "time_s": time.perf_counter() - t0})
+    return _result(history, time.perf_counter() - start, len(pairs) * net.batch_size * cfg.epochs,
+                   step)
+
+
+def _result(history, seconds, samples, steps, metrics=None) -> TrainingResult:
+    losses = [h["loss"] for h in history]
+    return TrainingResult(final_loss=losses[-1], best_loss=min(losses), total_time=seconds,
+                          avg_throughput=samples / seconds if seconds > 0 else 0.0,
+                          loss_history=losses, eval_metrics=metrics, steps=steps,
+                          history=history)
+
+
+def epoch_order(n: int, epoch: int, cfg: TrainingConfig) -> np.ndarray:
+    """Sample order of one epoch; depends only on (seed, epoch), so resume replays it."""
+    if not cfg.shuffle:
+        return np.arange(n)
+    return np.random.default_rng([cfg.seed, epoch]).permutation(n)
+
+
+class Trainer:
+    """Mini-batch training of a Network on arrays, with checkpoints and exact resume.
+
+    Args:
+        net: the Network (trained in place).
+        config: TrainingConfig.
+        run_dir: where checkpoints go (None: no checkpoints).
+        on_step: called as on_step(step, loss) after every update (progress bars, tests).
+        on_epoch: called as on_epoch(record) with each epoch's history record; may return a
+            dict merged into the record (validation metrics).
+    """
+
+    def __init__(self, net, config: TrainingConfig, run_dir=None, on_step=None, on_epoch=None):
+        self.net, self.cfg = net, config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.opt = Optimizer(config.optim_config())
+        self.on_step, self.on_epoch = on_step, on_epoch
+
+    def fit(self, x: np.ndarray, targets: np.ndarray, resume: bool = False) -> TrainingResult:
+        """Train on x (n, features) against targets (n, outputs); returns the result."""
+        n, bs = len(x), self.cfg.batch_size
+        per_epoch = -(-n // bs)
+        sched = self.cfg.schedule(per_epoch)
+        state = self._resume_state() if resume else None
+        s = state or {"step": 0, "epoch": 0, "batch": 0, "loss_sum": 0.0, "history": []}
+        start = time.perf_counter() - s.get("elapsed", 0.0)
+        for epoch in range(s["epoch"], self.cfg.epochs):
+            order, t0 = epoch_order(n, epoch, self.cfg), time.perf_counter()
+            for b in range(s["batch"], per_epoch):
+                idx = order[b * bs:(b + 1) * bs]
+                loss, norm = train_step(self.net, self.opt, self.cfg, x[idx], targets[idx],
+                                        sched(s["step"]))
+                s.update(step=s["step"] + 1, batch=b + 1, loss_sum=s["loss_sum"] + loss,
+                         grad_norm=norm)
+                if self.on_step:
+                    self.on_step(s["step"], loss)
+                self._maybe_checkpoint(s, start, final=False)
+            self._end_epoch(s, epoch, per_epoch, sched, t0)
+        self._maybe_checkpoint(s, start, final=True)
+        return _result(s["history"], time.perf_counter() - start, n * self.cfg.epochs,
+                       s["step"], s.get("metrics"))
+
+    def _end_epoch(self, s, epoch, per_epoch, sched, t0):
+        record = {"epoch": epoch, "step": s["step"], "loss": s["loss_sum"] / per_epoch,
+                  "lr": sched(s["step"] - 1), "grad_norm": s.get("grad_norm", 0.0),
+                  "time_s": time.perf_counter() - t0}
+        if self.on_epoch:
+            extra = self.on_epoch(record) or {}
+            s["metrics"] = extra.pop("_metrics", s.get("metrics"))
+            record.update(extra)
+        s["history"].append(record)
+        s.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
+
+    def _maybe_checkpoint(self, s, start, final: bool):
+        every = self.cfg.checkpoint_every
+        if self.run_dir is None or not (final or (every and s["step"] % every == 0)):
+            return
+        state = {k: v for k, v in s.items() if k != "metrics"}
+        state["elapsed"] = time.perf_counter() - start
+        save_checkpoint(self.run_dir, s["step"], self.net, self.opt, state)
+
+    def _resume_state(self):
+        path = latest_checkpoint(self.run_dir) if self.run_dir else None
+        if path is None:
+            return None
+        state = load_checkpoint(path, self.net, self.opt)
+        state.pop("optimizer_t", None)
+        return state

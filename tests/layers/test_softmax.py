@@ -1,0 +1,143 @@
+"""Softmax layer: LOOM semantics per variant, JVP properties, config errors, file round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import loomdist
+from loomdist import ConfigError, ShapeError
+from loomdist.layers import softmax as S
+from loomdist.registry import call_layer_init
+
+X = np.array([[0.5, -1.0, 2.0, 0.0, 1.5, -0.5]], np.float32)
+
+
+def fwd(spec, x=X):
+    return S.forward(spec, {}, x)[0]
+
+
+def test_standard_and_temperature_match_formula():
+    for t in (1.0, 0.5, 3.0):
+        e = np.exp(X / t - (X / t).max())
+        np.testing.assert_allclose(fwd(S.Spec("temperature", t)), e / e.sum(), rtol=1e-6)
+    np.testing.assert_allclose(fwd(S.Spec("standard", 0.0)), fwd(S.Spec("standard", 1.0)))
+
+
+def test_grid_rows_are_independent_distributions():
+    y = fwd(S.init_grid_softmax_layer(2, 3)).reshape(2, 3)
+    np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_allclose(y[0], fwd(S.Spec(), X[:, :3])[0], rtol=1e-6)
+
+
+def test_hierarchical_is_grid_over_last_level():
+    np.testing.assert_allclose(fwd(S.init_hierarchical_softmax_layer([2, 1, 3])),
+                               fwd(S.init_grid_softmax_layer(2, 3)))
+
+
+def test_masked_entries_are_zero_with_zero_gradient():
+    spec = S.Spec("masked", mask=(True, False, True, True, False, True))
+    y, cache = S.forward(spec, {}, X)
+    assert y[0, 1] == 0 and y[0, 4] == 0
+    dx, _ = S.backward(spec, {}, cache, np.ones_like(y) + np.arange(6))
+    assert dx[0, 1] == 0 and dx[0, 4] == 0
+
+
+def test_sparsemax_gives_exact_zeros_and_sums_to_one():
+    y = fwd(S.init_sparsemax_layer())
+    assert (y == 0).sum() >= 3 and abs(y.sum() - 1) < 1e-6
+
+
+def test_entmax_endpoints_and_blend():
+    np.testing.assert_allclose(fwd(S.init_entmax_layer(1.0)), fwd(S.Spec()), rtol=1e-6)
+    np.testing.assert_allclose(fwd(S.init_entmax_layer(2.0)), fwd(S.Spec("sparse")))
+    blend = 0.5 * fwd(S.Spec()) + 0.5 * fwd(S.Spec("sparse"))
+    np.testing.assert_allclose(fwd(S.init_entmax_layer(1.5)), blend / blend.sum(), rtol=1e-6)
+
+
+def test_gumbel_noise_fixed_by_seed_and_fresh_otherwise():
+    fixed = S.init_gumbel_softmax_layer(1.0, noise_seed=4)
+    assert np.array_equal(fwd(fixed), fwd(fixed))
+    loose = S.init_gumbel_softmax_layer(1.0)
+    assert not np.array_equal(fwd(loose), fwd(loose))
+
+
+def test_adaptive_and_mixture_reduce_to_loom_without_fields():
+    plain = fwd(S.Spec())
+    assert np.array_equal(fwd(S.Spec("adaptive", 3.0)), plain)  # LOOM ignores T here
+    assert np.array_equal(fwd(S.Spec("mixture", 3.0)), plain)
+
+
+def test_adaptive_factorises_cluster_and_member():
+    spec = S.init_adaptive_softmax_layer([[0, 1, 2], [3, 4, 5]], temperature=2.0)
+    y = fwd(spec)[0]
+    e = np.exp(X[0].astype(np.float64))
+    lse = np.log([e[:3].sum(), e[3:].sum()])
+    pc = np.exp(lse / 2) / np.exp(lse / 2).sum()
+    np.testing.assert_allclose(y[:3], pc[0] * e[:3] / e[:3].sum(), rtol=1e-5)
+    assert abs(y.sum() - 1) < 1e-6
+    np.testing.assert_allclose(fwd(S.init_adaptive_softmax_layer([[0, 1, 2], [3, 4, 5]])),
+                               fwd(S.Spec()), rtol=1e-5)  # T = 1: plain softmax
+
+
+def test_mixture_blends_component_distributions():
+    spec = S.init_mixture_softmax_layer([1, 3])
+    y = fwd(spec)
+    assert y.shape == (1, 3)
+    expect = 0.25 * fwd(S.Spec(), X[:, :3]) + 0.75 * fwd(S.Spec(), X[:, 3:])
+    np.testing.assert_allclose(y, expect, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(variant="fancy"), "unknown variant"),
+    (dict(variant="grid", rows=0, cols=3), "rows >= 1 and cols >= 1"),
+    (dict(variant="hierarchical", levels=()), "non-empty list of positive integers"),
+    (dict(variant="masked", mask=()), "non-empty mask"),
+    (dict(variant="entmax", entmax_alpha=2.5), r"alpha 2.5 is out of range"),
+    (dict(variant="entmax", entmax_alpha=0.5), "out of range"),
+    (dict(variant="adaptive", adaptive_clusters=((0, 1), (1, 2))), r"overlap at \[1\]"),
+    (dict(variant="mixture", mixture_weights=(-1, 2)), "must be >= 0"),
+    (dict(temperature=-1.0), "temperature must be >= 0"),
+    (dict(temperature=float("nan")), "finite number"),
+    (dict(variant="gumbel", noise_seed="x"), "noise_seed"),
+])
+def test_bad_configs(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        S.Spec(**kwargs)
+
+
+@pytest.mark.parametrize("spec, match", [
+    (S.init_grid_softmax_layer(2, 2), r"grid rows x cols = 2x2 = 4 does not match the input"),
+    (S.init_hierarchical_softmax_layer([2, 2]), "multiply to 4"),
+    (S.Spec("masked", mask=(True,) * 4), "mask length 4"),
+    (S.init_mixture_softmax_layer([1, 1, 1, 1]), "4 mixture components"),
+    (S.init_adaptive_softmax_layer([[0, 9]]), "cluster index 9"),
+])
+def test_shape_mismatch_against_input(spec, match):
+    net = loomdist.Network(0, 1, 1, 1)
+    net.set_layer(0, 0, 0, spec)
+    with pytest.raises(ShapeError, match=match):
+        net.forward(np.zeros(6, np.float32))
+
+
+def test_every_variant_round_trips_through_a_loom_file():
+    specs = [S.init_softmax_layer(), S.init_grid_softmax_layer(2, 3),
+             S.init_hierarchical_softmax_layer([2, 3]), S.init_temperature_softmax_layer(0.3),
+             S.init_gumbel_softmax_layer(0.7), S.init_masked_softmax_layer(6),
+             S.init_sparsemax_layer(), S.init_entmax_layer(1.3),
+             S.init_adaptive_softmax_layer([[0, 5], [1, 2]], 0.9),
+             S.init_mixture_softmax_layer([0.25, 0.75])]
+    for spec in specs:
+        net = loomdist.Network(0, 1, 1, 1)
+        net.set_layer(0, 0, 0, spec)
+        text = net.save_model_to_string("m")
+        again = loomdist.load_model_from_string(text, "m")
+        got = again.get_layer(0, 0, 0)
+        assert got == S.Spec(**{**spec.__dict__, "noise_seed": None}), spec.variant
+        assert again.save_model_to_string("m") == text
+
+
+def test_registry_has_all_softmax_inits():
+    assert call_layer_init("InitGridSoftmaxLayer", [3, 4]).rows == 3
+    assert call_layer_init("init_masked_softmax_layer", [2]).mask == (True, True)
+    assert call_layer_init("InitEntmaxLayer", [1.5]).entmax_alpha == 1.5
