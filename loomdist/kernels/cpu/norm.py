@@ -15,8 +15,8 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-# reassociation lets LLVM vectorise the row reductions; no nnan/ninf assumptions
-_FM = {"reassoc", "contract", "nsz", "arcp"}
+from .fastmath import FM as _FM
+from .fastmath import exp32 as _exp32
 
 
 def _sigmoid(v):
@@ -25,23 +25,6 @@ def _sigmoid(v):
         return 1.0 / (1.0 + math.exp(-v))
     e = math.exp(v)  # no OverflowError in pure Python (NUMBA_DISABLE_JIT) for v << 0
     return e / (1.0 + e)
-
-
-@numba.njit(cache=True, inline="always", fastmath=_FM)
-def _exp32(v):
-    # float32 exp without SVML, so LLVM can vectorise it: 2^k * p(r), r = v - k*ln2
-    # (Cephes expf polynomial, <= 1 ulp on the clamped range)
-    v = min(max(v, np.float32(-87.0)), np.float32(88.0))
-    k = math.floor(v * np.float32(1.44269504) + np.float32(0.5))
-    r = v - k * np.float32(0.693359375) + k * np.float32(2.12194440e-4)
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    p = p * r * r + r + np.float32(1.0)
-    return p * np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
 
 
 @overload(_sigmoid, inline="always", jit_options={"fastmath": _FM})
