@@ -1,9 +1,22 @@
 """loomdist: exact, fast, distributed LOOM-style grid neural networks."""
 
-from .errors import (CellFailedError, ConfigError, DataError, LoomdistError, ModelFormatError,
-                     ShapeError, UnsupportedLayerError)
-from .io.loom_json import (bundle_to_string, load_bundle, load_bundle_from_string, load_model,
-                           load_model_from_string, save_bundle)
+from .errors import (
+                     CellFailedError,
+                     ConfigError,
+                     DataError,
+                     LoomdistError,
+                     ModelFormatError,
+                     ShapeError,
+                     UnsupportedLayerError,
+)
+from .io.loom_json import (
+                     bundle_to_string,
+                     load_bundle,
+                     load_bundle_from_string,
+                     load_model,
+                     load_model_from_string,
+                     save_bundle,
+)
 from .layers import LAYERS
 from .network import Network
 from .train import Trainer

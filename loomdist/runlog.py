@@ -63,7 +63,8 @@ def write_plots(run_dir: Path) -> list[Path]:
     out = run_dir / "plots"
     made = [plots.plot_loss(run_dir / "history.parquet", out / "loss.png")]
     if (run_dir / "predictions.parquet").is_file():
-        made.append(plots.plot_deviation(run_dir / "predictions.parquet", out / "deviation.png"))
+        made.append(plots.plot_deviation_histogram(run_dir / "predictions.parquet",
+                                                   out / "deviation.png"))
         made.append(plots.plot_bucket_heatmap(run_dir / "buckets.parquet",
                                               out / "buckets_heatmap.png"))
     return made

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from loomdist.gradcheck import check_layer
 from loomdist.layers import LAYERS, module_of
 from tests.cases import CASES
-from loomdist.gradcheck import check_layer
 
 
 def test_cases_cover_registry():

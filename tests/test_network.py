@@ -7,8 +7,8 @@ import pytest
 
 import loomdist
 from loomdist import ConfigError, ShapeError
-from loomdist.layers import dense
 from loomdist.gradcheck import numeric_grad
+from loomdist.layers import dense
 
 
 def _stack(batch=2, sizes=(6, 5, 4, 3), acts=("tanh", "sigmoid", "softplus"), grid=(1, 3, 1)):

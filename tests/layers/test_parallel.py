@@ -19,7 +19,8 @@ def _run(spec, x):
 
 
 def _branch_outs(spec, params, x):
-    return [LAYERS[b.kind].forward(b, P._sub(params, i), x)[0] for i, b in enumerate(spec.branches)]
+    return [LAYERS[b.kind].forward(b, P._sub(params, i), x)[0]
+            for i, b in enumerate(spec.branches)]
 
 
 def test_concat_is_branch_major_over_the_flat_buffer():
