@@ -1,4 +1,12 @@
-"""Forward and backward walks over a Network's layers, with LOOM's residual bookkeeping."""
+"""Forward and backward walks over a run of layers, with LOOM's residual bookkeeping.
+
+A walk covers any consecutive run of grid slots (the whole network, or one pipeline stage).
+LOOM's implicit residual (see network.py) may cross a stage boundary, so a walk takes the
+residual tensor its predecessor left (`residual_in`) and hands its own on (`residual_out`);
+backward returns the gradient for both the input and that incoming residual.
+
+Tensor indices inside a walk: 0 = residual_in, 1 = input, i + 2 = output of local layer i.
+"""
 
 from __future__ import annotations
 
@@ -19,16 +27,33 @@ class TapeEntry:
     mode: str | None      # the module's RESIDUAL constant
 
 
-def run_forward(net, x: np.ndarray):
-    """Returns (output, tape, tensors) where tensors[0] = x and tensors[i+1] = layer i's output."""
-    tensors, tape, residual = [x], [], None
-    for i, slot in enumerate(net.layers):
-        where = _where(net, i, slot)
+@dataclass
+class Walk:
+    """The record of one forward walk: tape, tensors and where the residual ended."""
+
+    tape: list
+    tensors: list
+    residual: int | None
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.tensors[-1]
+
+    @property
+    def residual_out(self):
+        return None if self.residual is None else self.tensors[self.residual]
+
+
+def walk_forward(slots, x: np.ndarray, residual_in=None, where=None) -> Walk:
+    """Run `slots` (Layer objects) in order on x (batch, features)."""
+    tensors, tape = [residual_in, x], []
+    residual = 0 if residual_in is not None else None
+    for i, slot in enumerate(slots):
+        name = where(i, slot) if where else f"layer {i}"
         if slot is None:
-            rcl = ", ".join(map(str, net.coords(i)))
-            raise ConfigError(f"{where}: no layer is set here; call set_layer({rcl}, spec)")
+            raise ConfigError(f"{name}: no layer is set here; call set_layer for it")
         h = tensors[-1]
-        slot.spec.out_features(h.shape[1], where)
+        slot.spec.out_features(h.shape[1], name)
         mode = getattr(slot.module, "RESIDUAL", None)
         added = residual if mode == "pre_add" and _fits(tensors, residual, h) else None
         if added is not None:
@@ -40,18 +65,27 @@ def run_forward(net, x: np.ndarray):
         tensors.append(y)
         tape.append(TapeEntry(slot, cache, added, mode))
         if mode == "store_input":
-            residual = i
-        elif mode in ("pre_add", "post_add"):
             residual = i + 1
-    return tensors[-1], tape, tensors
+        elif mode in ("pre_add", "post_add"):
+            residual = i + 2
+    return Walk(tape, tensors, residual)
 
 
-def run_backward(net, tape: list, dy: np.ndarray) -> np.ndarray:
-    """Walk the tape in reverse; accumulates into each slot's grads; returns dL/dx."""
-    grads: list = [None] * (len(tape) + 1)
+def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | None = None):
+    """Backpropagate through the walk; accumulates into each slot's grads.
+
+    dy is dL/d(output) (or, with `upto`, dL/d(output of local layer upto-1)).
+    d_residual_out: gradient arriving for the residual this walk handed on (from later stages).
+    Returns (dL/dx, dL/d(residual_in) or None).
+    """
+    tape = walk.tape if upto is None else walk.tape[:upto]
+    grads: list = [None] * (len(tape) + 2)
     grads[-1] = dy
+    if d_residual_out is not None and walk.residual is not None:
+        if walk.residual < len(grads):
+            _accumulate(grads, walk.residual, d_residual_out)
     for i in range(len(tape) - 1, -1, -1):
-        entry, gy = tape[i], grads[i + 1]
+        entry, gy = tape[i], grads[i + 2]
         if gy is None:
             continue
         if entry.mode == "post_add" and entry.residual is not None:
@@ -62,8 +96,9 @@ def run_backward(net, tape: list, dy: np.ndarray) -> np.ndarray:
             entry.slot.grads[name] = value if prev is None else prev + value
         if entry.mode == "pre_add" and entry.residual is not None:
             _accumulate(grads, entry.residual, dx)
-        _accumulate(grads, i, dx)
-    return grads[0] if grads[0] is not None else np.zeros_like(dy)
+        _accumulate(grads, i + 1, dx)
+    dx = grads[1] if grads[1] is not None else np.zeros_like(walk.tensors[1])
+    return dx, grads[0]
 
 
 def _accumulate(grads: list, k: int, g: np.ndarray) -> None:
@@ -72,8 +107,3 @@ def _accumulate(grads: list, k: int, g: np.ndarray) -> None:
 
 def _fits(tensors, residual, h) -> bool:
     return residual is not None and tensors[residual].shape == h.shape
-
-
-def _where(net, i: int, slot) -> str:
-    kind = "empty" if slot is None else slot.spec.kind
-    return f"layer {net.coords(i)} ({kind})"

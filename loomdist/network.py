@@ -168,11 +168,16 @@ class Network(Introspectable):
         Raises:
             ShapeError: the input length does not fit the first layer or the batch size.
         """
-        from .engine import run_forward
+        from .engine import walk_forward
         flat = np.ndim(x) == 1
-        x2 = self._as_batch(x)
-        y, self._tape, self._activations = run_forward(self, x2)
+        walk = walk_forward(self.layers, self._as_batch(x), where=self._where)
+        self._tape, self._activations = walk, walk.tensors[1:]
+        y = walk.output
         return y.reshape(-1) if flat else y
+
+    def _where(self, i: int, slot) -> str:
+        kind = "empty" if slot is None else slot.spec.kind
+        return f"layer {self.coords(i)} ({kind})"
 
     def backward(self, dy, skip_last: bool = False) -> np.ndarray:
         """Backpropagate dL/d(output) from the last forward; accumulates weight gradients.
@@ -181,16 +186,17 @@ class Network(Introspectable):
         skip_last: `dy` is the gradient w.r.t. the last layer's *input* (its logits, for a
         loss fused with a final softmax); the last layer is skipped.
         """
-        from .engine import run_backward
+        from .engine import walk_backward
         if self._tape is None:
             raise ConfigError("Network.backward: no forward pass recorded; call forward first")
         dy = np.asarray(dy)
-        tape = self._tape[:-1] if skip_last else self._tape
-        out = self._activations[len(tape)]
+        upto = len(self._tape.tape) - 1 if skip_last else None
+        out = self._activations[-2 if skip_last else -1]
         if dy.size != out.size:
             raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
                              f"output has {out.size}; pass dL/d(output) of the last forward")
-        dx = run_backward(self, tape, dy.reshape(out.shape).astype(out.dtype, copy=False))
+        dx, _ = walk_backward(self._tape, dy.reshape(out.shape).astype(out.dtype, copy=False),
+                              upto=upto)
         return dx.reshape(-1) if dy.ndim == 1 else dx
 
     def activations(self) -> list[np.ndarray]:
