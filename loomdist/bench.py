@@ -20,29 +20,50 @@ class BenchConfig:
     """One benchmark: a grid of `layers` copies of `spec` fed (batch, in_features)."""
 
     name: str
-    kind: str
-    args: tuple
+    spec: object
     batch: int
     in_features: int
     layers: int = 1
     note: str = ""
 
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
 
 def readme_configs(quick: bool = False) -> list[BenchConfig]:
-    """LOOM's README benchmark configs (quick: the same shapes at a fraction of the batch)."""
+    """LOOM's README configs, then softmax variants and a 4-branch parallel layer.
+
+    quick: the same shapes at 1/8 of the batch (for smoke runs and CI).
+    """
     q = 8 if quick else 1
-    return [
-        BenchConfig("dense", "dense", (64, 64, "leaky_relu"), 4096 // q, 64, 80,
+    L = LAYERS
+    configs = [
+        BenchConfig("dense", L["dense"].Spec(64, 64, "leaky_relu"), 4096 // q, 64, 80,
                     "4x4 grid, 5 layers/cell, width 64"),
-        BenchConfig("conv2d", "conv2d", (64, 64, 64, 128, 3, 1, 1, "leaky_relu"),
+        BenchConfig("conv2d", L["conv2d"].Spec(64, 64, 64, 128, 3, 1, 1, "leaky_relu"),
                     32 // q, 64 * 64 * 64, 1, "64->128 channels, 64x64, 3x3, pad 1"),
-        BenchConfig("multi_head_attention", "multi_head_attention", (512, 8, 256),
+        BenchConfig("multi_head_attention", L["multi_head_attention"].Spec(512, 8, 256),
                     32 // q, 256 * 512, 1, "seq 256, d_model 512, 8 heads"),
-        BenchConfig("rnn", "rnn", (128, 256, 128), 64 // q, 128 * 128, 1,
+        BenchConfig("rnn", L["rnn"].Spec(128, 256, 128), 64 // q, 128 * 128, 1,
                     "seq 128, 128->256"),
-        BenchConfig("lstm", "lstm", (128, 256, 128), 64 // q, 128 * 128, 1,
+        BenchConfig("lstm", L["lstm"].Spec(128, 256, 128), 64 // q, 128 * 128, 1,
                     "seq 128, 128->256"),
     ]
+    sm = L["softmax"].Spec
+    for name, spec in (("standard", sm()), ("grid", sm("grid", rows=10, cols=100)),
+                       ("temperature", sm("temperature", 0.5)), ("sparse", sm("sparse")),
+                       ("entmax", sm("entmax", entmax_alpha=1.5)),
+                       ("masked", sm("masked", mask=(True, False) * 500))):
+        configs.append(BenchConfig(f"softmax_{name}", spec, 4096 // q, 1000, 1,
+                                   "[4096, 1000] per-sample distributions"))
+    d = L["dense"].Spec
+    configs.append(BenchConfig(
+        "parallel_4branch", L["parallel"].Spec(
+            (d(512, 512, "tanh"), d(512, 512, "relu"), d(512, 512, "sigmoid"),
+             d(512, 512, "leaky_relu")), "concat"), 1024 // q, 512, 1,
+        "4 dense branches 512->512, concat"))
+    return configs
 
 
 @dataclass
@@ -62,7 +83,7 @@ def build_network(cfg: BenchConfig, seed: int = 0) -> Network:
     """A 1 x 1 x `layers` grid (dense uses LOOM's 4 x 4 x 5 when layers == 80)."""
     rows, cols, lpc = (4, 4, 5) if cfg.layers == 80 else (1, 1, cfg.layers)
     net = Network(0, rows, cols, lpc, batch_size=cfg.batch)
-    spec = LAYERS[cfg.kind].Spec(*cfg.args)
+    spec = cfg.spec
     rng = np.random.default_rng(seed)
     for i in range(net.total_layers):
         net.set_layer(*net.coords(i), spec, rng=rng)
@@ -105,7 +126,8 @@ def run(configs: list[BenchConfig], vs_torch: bool = False, repeats: int = 5, wa
     results = []
     for cfg in configs:
         r = bench_loomdist(cfg, repeats, warmup)
-        if vs_torch:
+        from .bench_torch import has_twin
+        if vs_torch and has_twin(cfg):
             from .bench_torch import bench_torch
             r.torch_forward_ms, r.torch_fwd_bwd_ms = bench_torch(cfg, repeats, warmup, n)
             r.ratio_fwd_bwd = r.fwd_bwd_ms / r.torch_fwd_bwd_ms

@@ -6,24 +6,77 @@ import statistics
 import time
 
 
-def _modules(torch, cfg):
+def has_twin(cfg) -> bool:
+    """Whether a torch twin exists (sparsemax/entmax/masked have no torch builtin)."""
+    return cfg.name in TWINS
+
+
+def _dense(torch, cfg):
+    nn, s = torch.nn, cfg.spec
+    layers = []
+    for _ in range(cfg.layers):
+        layers += [nn.Linear(s.input_height, s.output_height), nn.LeakyReLU(0.1)]
+    return nn.Sequential(*layers), (cfg.batch, cfg.in_features)
+
+
+def _conv(torch, cfg):
+    nn, s = torch.nn, cfg.spec
+    conv = nn.Conv2d(s.input_channels, s.filters, s.kernel_size, s.stride, s.padding)
+    shape = (cfg.batch, s.input_channels, s.input_height, s.input_width)
+    return nn.Sequential(conv, nn.LeakyReLU(0.1)), shape
+
+
+def _mha(torch, cfg):
+    s = cfg.spec
+    seq = cfg.in_features // s.d_model
+    return _Attention(torch, s.d_model, s.num_heads, seq), (cfg.batch, seq, s.d_model)
+
+
+def _recurrent(torch, cfg):
+    s = cfg.spec
+    cls = torch.nn.RNN if cfg.kind == "rnn" else torch.nn.LSTM
+    seq = cfg.in_features // s.input_size
+    return _FirstOutput(cls(s.input_size, s.hidden_size, batch_first=True)), \
+        (cfg.batch, seq, s.input_size)
+
+
+def _softmax(torch, cfg):
+    s = cfg.spec
+    cols = s.cols if s.variant == "grid" else cfg.in_features
+    inv_t = 1.0 / (s.temperature or 1.0)
+    return _Fn(lambda x: torch.softmax(x.view(-1, cols) * inv_t, -1).view(x.shape)), \
+        (cfg.batch, cfg.in_features)
+
+
+def _parallel(torch, cfg):
     nn = torch.nn
-    if cfg.kind == "dense":
-        layers = []
-        for _ in range(cfg.layers):
-            layers += [nn.Linear(cfg.args[0], cfg.args[1]), nn.LeakyReLU(0.1)]
-        return nn.Sequential(*layers), (cfg.batch, cfg.in_features)
-    if cfg.kind == "conv2d":
-        h, w, c, f, k, s, p = cfg.args[:7]
-        return (nn.Sequential(nn.Conv2d(c, f, k, s, p), nn.LeakyReLU(0.1)), (cfg.batch, c, h, w))
-    if cfg.kind == "multi_head_attention":
-        d, heads, seq = cfg.args
-        return _Attention(torch, d, heads, seq), (cfg.batch, seq, d)
-    if cfg.kind in ("rnn", "lstm"):
-        i, h, seq = cfg.args
-        cls = nn.RNN if cfg.kind == "rnn" else nn.LSTM
-        return _FirstOutput(cls(i, h, batch_first=True)), (cfg.batch, seq, i)
-    raise ValueError(f"bench_torch: no torch module for {cfg.kind}")
+    acts = {"tanh": nn.Tanh(), "relu": nn.ReLU(), "sigmoid": nn.Sigmoid(),
+            "leaky_relu": nn.LeakyReLU(0.1)}
+    branches = nn.ModuleList(nn.Sequential(nn.Linear(b.input_height, b.output_height),
+                                           acts[b.activation]) for b in cfg.spec.branches)
+    fn = _Fn(lambda x: torch.cat([b(x).reshape(-1) for b in branches]).view(x.shape[0], -1))
+    fn.parameters = branches.parameters
+    return fn, (cfg.batch, cfg.in_features)
+
+
+TWINS = {"dense": _dense, "conv2d": _conv, "multi_head_attention": _mha, "rnn": _recurrent,
+         "lstm": _recurrent, "softmax_standard": _softmax, "softmax_grid": _softmax,
+         "softmax_temperature": _softmax, "parallel_4branch": _parallel}
+
+
+def _modules(torch, cfg):
+    return TWINS[cfg.name](torch, cfg)
+
+
+class _Fn:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, x):
+        return self.fn(x)
+
+    def parameters(self):
+        return []
 
 
 class _FirstOutput:

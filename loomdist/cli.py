@@ -104,7 +104,7 @@ def bench_layers(vs, quick, json_path, only, repeats, warmup, threads):
     with console.status("benchmarking...") as status:
         def progress(r):
             status.update(f"done {r.name}")
-            console.print(_bench_line(r))
+            console.print(_bench_line(r), soft_wrap=True)
         report = B.run(configs, vs_torch=vs == "torch", repeats=repeats, warmup=warmup,
                        threads=threads, progress=progress)
     if json_path:
@@ -112,12 +112,31 @@ def bench_layers(vs, quick, json_path, only, repeats, warmup, threads):
         console.print(f"wrote {json_path}")
 
 
+@bench.command("train")
+@click.option("--vs", "vs", type=click.Choice(["torch"]), default=None,
+              help="Also train the same model in PyTorch.")
+@click.option("--epochs", default=4, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=None, type=click.IntRange(1))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def bench_train(vs, epochs, batch_size, threads, json_path):
+    """Training throughput (samples/s) of the digits model (examples/digits.toml)."""
+    import json
+
+    from . import bench_train as BT
+    from .bench import write_json
+    report = BT.run(epochs, batch_size, vs == "torch", threads)
+    click.echo(json.dumps(report, indent=2))
+    if json_path:
+        write_json(report, json_path)
+
+
 def _bench_line(r) -> str:
-    line = (f"{r.name:<22} batch {r.batch:<5} fwd {r.forward_ms:9.2f} ms  fwd+bwd "
-            f"{r.fwd_bwd_ms:9.2f} ms  first call {r.first_call_ms:8.1f} ms")
+    line = (f"{r.name:<20} b={r.batch:<4} fwd {r.forward_ms:8.2f} fwd+bwd {r.fwd_bwd_ms:8.2f} "
+            f"first {r.first_call_ms:7.1f} ms")
     if r.torch_fwd_bwd_ms is not None:
-        line += (f" | torch fwd {r.torch_forward_ms:8.2f} fwd+bwd {r.torch_fwd_bwd_ms:8.2f} ms"
-                 f"  ratio {r.ratio_fwd_bwd:5.2f}x")
+        line += (f" | torch {r.torch_forward_ms:7.2f} / {r.torch_fwd_bwd_ms:7.2f} ms"
+                 f" | ratio {r.ratio_fwd_bwd:4.2f}x")
     return line
 
 

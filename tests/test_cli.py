@@ -57,3 +57,29 @@ def test_bench_layers_quick_writes_json(tmp_path):
 def test_bench_unknown_config():
     res = CliRunner().invoke(main, ["bench", "layers", "--only", "warp"])
     assert res.exit_code == 2 and "unknown config" in res.output
+
+
+def test_bench_train_json(tmp_path):
+    out = tmp_path / "t.json"
+    res = CliRunner().invoke(main, ["bench", "train", "--epochs", "1", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    assert report["samples"] == 1797 and report["loomdist_samples_per_s"] > 0
+
+
+def test_digits_example_uses_the_benchmarked_network():
+    from pathlib import Path
+
+    import pytest
+
+    from loomdist.bench_train import DIGITS_NETWORK
+    tomllib = pytest.importorskip("tomllib")
+    example = Path(__file__).resolve().parents[1] / "examples" / "digits.toml"
+    assert tomllib.loads(example.read_text())["network"] == DIGITS_NETWORK
+
+
+def test_bench_configs_include_softmax_and_parallel():
+    from loomdist.bench import readme_configs
+    names = [c.name for c in readme_configs(quick=True)]
+    assert {"softmax_standard", "softmax_sparse", "parallel_4branch"} <= set(names)
+    assert names[:5] == ["dense", "conv2d", "multi_head_attention", "rnn", "lstm"]

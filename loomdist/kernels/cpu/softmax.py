@@ -8,7 +8,6 @@ import numpy as np
 from .fastmath import FM, fexp
 
 
-@numba.njit(cache=True, parallel=True, fastmath=FM)
 def _softmax_rows(x, inv_t, y):
     # x, y: (rows, n); y = softmax(x * inv_t) per row. Arithmetic stays in x's dtype so
     # float32 rows vectorise (fexp is a SIMD-friendly exp for float32).
@@ -27,7 +26,6 @@ def _softmax_rows(x, inv_t, y):
             y[r, j] *= inv
 
 
-@numba.njit(cache=True, parallel=True, fastmath=FM)
 def _softmax_rows_backward(y, g, scale, dx):
     # dx = scale * y * (g - <g, y>) per row
     rows, n = y.shape
@@ -39,7 +37,6 @@ def _softmax_rows_backward(y, g, scale, dx):
             dx[r, j] = scale * y[r, j] * (g[r, j] - dot)
 
 
-@numba.njit(cache=True, parallel=True)
 def _sparsemax_rows(x, y):
     # Sort descending; k = last i with s_i - (cumsum_i - 1)/i > 0; tau = (cumsum_k - 1)/k
     rows, n = x.shape
@@ -60,7 +57,6 @@ def _sparsemax_rows(x, y):
             y[r, j] = max(0.0, x[r, j] - tau)
 
 
-@numba.njit(cache=True, parallel=True)
 def _sparsemax_rows_backward(y, g, dx):
     # On the support S = {y > 0}: dx = g - mean_S(g); zero elsewhere
     rows, n = y.shape
@@ -76,19 +72,33 @@ def _sparsemax_rows_backward(y, g, dx):
             dx[r, j] = g[r, j] - mean if y[r, j] > 0 else 0.0
 
 
+# Each kernel in two builds: prange threads pay off only on large arrays; on small ones (and
+# on a busy machine) waking the thread pool costs more than the work.
+_PARALLEL_MIN = 1 << 16  # elements
+_KERNELS = {}
+for _f, _fm in ((_softmax_rows, FM), (_softmax_rows_backward, FM), (_sparsemax_rows, False),
+                (_sparsemax_rows_backward, False)):
+    _KERNELS[_f.__name__] = (numba.njit(cache=True, fastmath=_fm)(_f),
+                             numba.njit(cache=True, parallel=True, fastmath=_fm)(_f))
+
+
+def _kernel(name: str, size: int):
+    return _KERNELS[name][size >= _PARALLEL_MIN]
+
+
 def softmax_rows(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """softmax(x / T) over the last axis of a 2-D array."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _softmax_rows(x, x.dtype.type(1.0 / temperature), y)
+    _kernel("_softmax_rows", x.size)(x, x.dtype.type(1.0 / temperature), y)
     return y
 
 
 def softmax_rows_backward(y: np.ndarray, g: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """JVP of softmax_rows: (y * (g - <g, y>)) / T per row."""
     dx = np.empty_like(y)
-    _softmax_rows_backward(y, np.ascontiguousarray(g, dtype=y.dtype),
-                           y.dtype.type(1.0 / temperature), dx)
+    _kernel("_softmax_rows_backward", y.size)(
+        y, np.ascontiguousarray(g, dtype=y.dtype), y.dtype.type(1.0 / temperature), dx)
     return dx
 
 
@@ -96,12 +106,12 @@ def sparsemax_rows(x: np.ndarray) -> np.ndarray:
     """Sparsemax (Euclidean projection onto the simplex) over the last axis."""
     x = np.ascontiguousarray(x)
     y = np.empty_like(x)
-    _sparsemax_rows(x, y)
+    _kernel("_sparsemax_rows", x.size)(x, y)
     return y
 
 
 def sparsemax_rows_backward(y: np.ndarray, g: np.ndarray) -> np.ndarray:
     """JVP of sparsemax_rows given its output y."""
     dx = np.empty_like(y)
-    _sparsemax_rows_backward(y, np.ascontiguousarray(g, dtype=y.dtype), dx)
+    _kernel("_sparsemax_rows_backward", y.size)(y, np.ascontiguousarray(g, dtype=y.dtype), dx)
     return dx
