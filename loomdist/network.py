@@ -245,6 +245,15 @@ class Network(Introspectable):
         from .train import train_batches
         return train_batches(self, batches, config)
 
+    def evaluate(self, inputs, expected):
+        """LOOM's EvaluateNetwork: DeviationMetrics of per-sample predictions.
+
+        inputs: (n, features) or a list of flat samples; expected: n class indices or scalar
+        targets. The prediction is output[0] for one output, else the argmax index.
+        """
+        from .eval import evaluate_network
+        return evaluate_network(self, inputs, expected)
+
     # ---------------------------------------------------------- model files
     def save_model(self, path, model_id: str) -> None:
         """Write this network as a LOOM JSON bundle (atomically: temp file + rename)."""

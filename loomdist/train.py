@@ -56,7 +56,11 @@ def train_batches(net, batches, cfg: TrainingConfig | None = None) -> TrainingRe
     if not pairs:
         raise ShapeError("train: no batches given; pass a list of (input, target) pairs")
     opt, sched = Optimizer(cfg.optim_config()), cfg.schedule(len(pairs))
-    history, start, step = [], time.perf_counter(), 0
+    history, start, step, metrics = [], time.perf_counter(), 0, None
+    say = print if cfg.verbose else (lambda *a, **k: None)
+    say(f"\n=== Training Configuration ===\nEpochs: {cfg.epochs}\nLearning Rate: "
+        f"{cfg.learning_rate:.6f}\nBatches per Epoch: {len(pairs)}\nSamples per Epoch: "
+        f"{len(pairs) * net.batch_size}\nBackend: CPU\nLoss Function: {cfg.loss_type}\n")
     for epoch in range(cfg.epochs):
         t0, losses = time.perf_counter(), []
         for x, t in pairs:
@@ -64,11 +68,32 @@ def train_batches(net, batches, cfg: TrainingConfig | None = None) -> TrainingRe
                                     np.asarray(t, np.float32), sched(step))
             losses.append(loss)
             step += 1
-        history.append({"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
-                        "lr": sched(step - 1), "grad_norm": norm,
-                        "time_s": time.perf_counter() - t0})
-    return _result(history, time.perf_counter() - start, len(pairs) * net.batch_size * cfg.epochs,
-                   step)
+        record = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
+                  "lr": sched(step - 1), "grad_norm": norm, "time_s": time.perf_counter() - t0}
+        history.append(record)
+        best = min(h["loss"] for h in history)
+        say(f"Epoch {epoch + 1}/{cfg.epochs} - Avg Loss: {record['loss']:.6f} (Best: "
+            f"{best:.6f}) - Time: {record['time_s']:.3f}s - Throughput: "
+            f"{len(pairs) * net.batch_size / max(record['time_s'], 1e-9):.0f} samples/sec")
+        if _validate_now(cfg, epoch):
+            metrics = net.evaluate(cfg.validation_inputs, cfg.validation_targets)
+            record["val_score"] = metrics.score
+            say(f"  Validation Score: {metrics.score:.2f}/100, Avg Deviation: "
+                f"{metrics.average_deviation:.2f}%, Failures: {metrics.failures}/"
+                f"{metrics.total_samples}")
+    result = _result(history, time.perf_counter() - start,
+                     len(pairs) * net.batch_size * cfg.epochs, step, metrics)
+    say(f"\n✓ Training Complete!\nFinal Loss: {result.final_loss:.6f}\nBest Loss: "
+        f"{result.best_loss:.6f}\nTotal Time: {result.total_time:.3f}s\nAverage Throughput: "
+        f"{result.avg_throughput:.0f} samples/sec\n")
+    return result
+
+
+def _validate_now(cfg: TrainingConfig, epoch: int) -> bool:
+    """LOOM validates every evaluate_every_n epochs when validation data is given."""
+    return bool(cfg.evaluate_every_n and cfg.validation_inputs is not None
+                and cfg.validation_targets is not None
+                and (epoch + 1) % cfg.evaluate_every_n == 0)
 
 
 def _result(history, seconds, samples, steps, metrics=None) -> TrainingResult:

@@ -12,7 +12,8 @@ from tests.loomfix import FIXTURES
 
 def test_help_everywhere():
     r = CliRunner()
-    for args in ([], ["layers"], ["inspect"], ["bench"], ["bench", "layers"]):
+    for args in ([], ["layers"], ["inspect"], ["bench"], ["bench", "layers"],
+                 ["bench", "train"], ["train"], ["eval"], ["report"]):
         res = r.invoke(main, [*args, "--help"])
         assert res.exit_code == 0 and "Usage" in res.output
 

@@ -225,3 +225,30 @@ def test_bad_training_configs():
         TrainingConfig(loss_type="hinge")
     with pytest.raises(ConfigError, match="unknown field"):
         TrainingConfig.from_dict({"epoch": 3})
+
+
+def test_loom_train_validates_and_prints(capsys):
+    net = small_net()
+    x, y = task(30)
+    batches = [(x[i:i + 1].ravel(), y[i].ravel()) for i in range(30)]
+    cfg = TrainingConfig(epochs=2, learning_rate=0.05, evaluate_every_n=1, verbose=True,
+                         validation_inputs=x, validation_targets=y.argmax(axis=1))
+    res = net.train(batches, cfg)
+    out = capsys.readouterr().out
+    assert "=== Training Configuration ===" in out and "Epoch 2/2 - Avg Loss:" in out
+    assert "Validation Score:" in out and "✓ Training Complete!" in out
+    assert res.eval_metrics is not None and res.eval_metrics.total_samples == 30
+    assert "val_score" in res.history[-1]
+
+
+def test_network_evaluate_matches_loom_fixture():
+    import json
+
+    from tests.loomfix import FIXTURES
+    data = json.loads((FIXTURES / "evaluation.json").read_text())
+    net = loomdist.load_model(FIXTURES / "evaluation.model.json", data["model_id"])
+    metrics = net.evaluate(data["inputs"], data["expected_outputs"])
+    loom = json.loads((FIXTURES / "evaluation.metrics.json").read_text())
+    assert metrics.score == pytest.approx(loom["score"], rel=1e-6)
+    assert {k: b.count for k, b in metrics.buckets.items()} == \
+        {k: b["count"] for k, b in loom["buckets"].items()}

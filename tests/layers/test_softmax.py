@@ -141,3 +141,18 @@ def test_registry_has_all_softmax_inits():
     assert call_layer_init("InitGridSoftmaxLayer", [3, 4]).rows == 3
     assert call_layer_init("init_masked_softmax_layer", [2]).mask == (True, True)
     assert call_layer_init("InitEntmaxLayer", [1.5]).entmax_alpha == 1.5
+
+
+@pytest.mark.parametrize("spec, cols", [(S.Spec(), 6), (S.Spec("temperature", 0.4), 6),
+                                        (S.init_grid_softmax_layer(2, 3), 3)])
+def test_matches_torch_float64(spec, cols):
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal((2, 6))
+    g = np.random.default_rng(1).standard_normal((2, 6))
+    y, cache = S.forward(spec, {}, x)
+    dx, _ = S.backward(spec, {}, cache, g)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.softmax(tx.view(-1, cols) / spec.effective_temperature, -1).view(2, 6)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-14)
