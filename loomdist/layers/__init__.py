@@ -8,20 +8,26 @@ Nothing outside this registry branches on layer kind.
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
 from ..errors import UnsupportedLayerError
+from . import (
+    conv2d,
+    dense,
+    layer_norm,
+    lstm,
+    multi_head_attention,
+    parallel,
+    rms_norm,
+    rnn,
+    softmax,
+    swiglu,
+)
 
-_KINDS = ("dense", "conv2d", "multi_head_attention", "layer_norm", "rms_norm", "swiglu",
-          "rnn", "lstm", "softmax", "parallel")
-LAYERS: dict[str, ModuleType] = {}
-for _name in _KINDS:  # TEMPORARY tolerance while sibling modules are written (lead removes)
-    try:
-        LAYERS[_name] = importlib.import_module(f".{_name}", __name__)
-    except ModuleNotFoundError as _e:
-        if _e.name != f"{__name__}.{_name}":
-            raise
+LAYERS: dict[str, ModuleType] = {
+    m.TYPE: m for m in (dense, conv2d, multi_head_attention, layer_norm, rms_norm, swiglu, rnn,
+                        lstm, softmax, parallel)
+}
 
 # Other spellings users and LOOM's docs use for the same kinds.
 ALIASES = {
