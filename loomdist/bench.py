@@ -90,7 +90,8 @@ def build_network(cfg: BenchConfig, seed: int = 0) -> Network:
     return net
 
 
-def _median_ms(fn, repeats: int, warmup: int) -> float:
+def median_ms(fn, repeats: int, warmup: int) -> float:
+    """Median wall time of fn() in ms over `repeats` calls after `warmup` calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -114,8 +115,8 @@ def bench_loomdist(cfg: BenchConfig, repeats: int, warmup: int) -> BenchResult:
         net.backward(dy)
         net.zero_grad()
 
-    fwd = _median_ms(lambda: net.forward(x), repeats, warmup)
-    both = _median_ms(fwd_bwd, repeats, warmup)
+    fwd = median_ms(lambda: net.forward(x), repeats, warmup)
+    both = median_ms(fwd_bwd, repeats, warmup)
     return BenchResult(cfg.name, cfg.batch, fwd, both, first)
 
 

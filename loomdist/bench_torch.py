@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 
 def has_twin(cfg) -> bool:
     """Whether a torch twin exists (sparsemax/entmax/masked have no torch builtin)."""
@@ -139,15 +136,5 @@ def bench_torch(cfg, repeats: int, warmup: int, threads: int) -> tuple[float, fl
         for p in [x, *params]:
             p.grad = None
 
-    return _median(fwd, repeats, warmup), _median(both, repeats, warmup)
-
-
-def _median(fn, repeats, warmup) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t) * 1e3)
-    return statistics.median(ts)
+    from .bench import median_ms
+    return median_ms(fwd, repeats, warmup), median_ms(both, repeats, warmup)

@@ -34,3 +34,19 @@ def load(name: str):
     model = bundle["models"][0]
     weights = json.loads(base64.b64decode(model["weights"]["data"]))
     return model["cfg"]["layers"], weights["layers"], data
+
+
+def perturbed_params(module, spec, seed: int = 7, dtype=np.float64, spread: float = 0.3):
+    """The module's initial parameters plus N(0, spread) noise (no zero biases), as `dtype`."""
+    rng = np.random.default_rng(seed)
+    return {k: (v + rng.normal(0, spread, v.shape)).astype(dtype)
+            for k, v in module.init(spec, rng).items()}
+
+
+def fixture_layer(module, name: str):
+    """(cfg, spec, float32 params, data) of a one-layer fixture, built without loomdist.io."""
+    cfgs, weights, data = load(name)
+    spec = module.from_config(cfgs[0])
+    shapes = module.param_shapes(spec)
+    params = {k: f32(weights[0][k]).reshape(shapes[k]) for k in module.WEIGHT_KEYS}
+    return cfgs[0], spec, params, data

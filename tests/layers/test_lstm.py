@@ -12,15 +12,13 @@ from loomdist.kernels.cpu import recurrent as kr
 from loomdist.layers import lstm as L
 from loomdist.registry import call_layer_init
 from tests.cases import CASES
-from tests.loomfix import f32, load
+from tests.loomfix import f32, fixture_layer, perturbed_params
 
 LSTM_CASES = [c for c in CASES if c.kind == "lstm"]
 
 
 def _params(spec, seed=7, dtype=np.float64, spread=0.3):
-    rng = np.random.default_rng(seed)
-    return {k: (v + rng.normal(0, spread, v.shape)).astype(dtype)
-            for k, v in L.init(spec, rng).items()}
+    return perturbed_params(L, spec, seed, dtype, spread)
 
 
 def _x(shape, seed=0):
@@ -28,12 +26,8 @@ def _x(shape, seed=0):
 
 
 def _fixture():
-    cfgs, weights, data = load("lstm")
-    spec = L.from_config(cfgs[0])
-    shapes = L.param_shapes(spec)
-    params = {k: f32(weights[0][k]).reshape(shapes[k]) for k in L.WEIGHT_KEYS}
-    x = f32(data["input"]).reshape(data["batch_size"], -1)
-    return cfgs[0], spec, params, x, data
+    cfg, spec, params, data = fixture_layer(L, "lstm")
+    return cfg, spec, params, f32(data["input"]).reshape(data["batch_size"], -1), data
 
 
 def _sig(v):

@@ -12,15 +12,13 @@ from loomdist.kernels.cpu import attention as ka
 from loomdist.layers import multi_head_attention as M
 from loomdist.registry import call_layer_init
 from tests.cases import CASES
-from tests.loomfix import f32, load
+from tests.loomfix import f32, fixture_layer, perturbed_params
 
 MHA_CASES = [c for c in CASES if c.kind == "multi_head_attention"]
 
 
 def _params(spec, seed=7, dtype=np.float64, spread=0.3):
-    rng = np.random.default_rng(seed)
-    return {k: (v + rng.normal(0, spread, v.shape)).astype(dtype)
-            for k, v in M.init(spec, rng).items()}
+    return perturbed_params(M, spec, seed, dtype, spread)
 
 
 def _x(shape, seed=0):
@@ -28,11 +26,7 @@ def _x(shape, seed=0):
 
 
 def _fixture():
-    cfgs, weights, data = load("mha")
-    spec = M.from_config(cfgs[0])
-    shapes = M.param_shapes(spec)
-    params = {k: f32(weights[0][k]).reshape(shapes[k]) for k in M.WEIGHT_KEYS}
-    return cfgs[0], spec, params, data
+    return fixture_layer(M, "mha")
 
 
 def _naive_sequence(spec, p, seq_x):
