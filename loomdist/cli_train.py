@@ -27,14 +27,50 @@ def training_options(fn):
     return fn
 
 
+def ray_options(fn):
+    """The Ray backend's options (driver.RayOptions, 1:1)."""
+    opts = [
+        click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
+                     show_default=True, help="local: this process; ray: actors on Ray."),
+        click.option("--address", default=None,
+                     help="Ray address (auto: the running cluster); default: a local Ray."),
+        click.option("--plan", "plan", type=click.Choice(["cells", "balanced"]),
+                     default="cells", show_default=True, help="One actor per cell, or "
+                     "stages balanced by measured per-cell cost."),
+        click.option("--stages", type=int, default=0, help="Stages of a balanced plan "
+                     "(default min(2, cells))."),
+        click.option("--microbatches", type=int, default=1, show_default=True),
+        click.option("--replicas", type=int, default=1, show_default=True),
+        click.option("--schedule", type=click.Choice(["gpipe", "1f1b"]), default="gpipe",
+                     show_default=True),
+        click.option("--branch-actors", is_flag=True,
+                     help="Run every Parallel layer's branches on BranchActors."),
+        click.option("--timeout-s", type=float, default=600.0, show_default=True,
+                     help="Limit of every wait for Ray actors."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def make_ray_options(backend, **kw):
+    """driver.RayOptions from the CLI's values, or None for --backend local."""
+    if backend == "local":
+        return None
+    from .driver import RayOptions
+    return RayOptions(**kw)
+
+
 def register(main, console, guard):
     @main.command("train")
     @click.argument("config", type=click.Path(dir_okay=False))
     @click.option("--resume", is_flag=True, help="Continue from the run's last checkpoint.")
     @click.option("--run-dir", default=None, help="Parent directory of runs (default: runs).")
     @click.option("--run-id", default=None, help="Run name (default: a timestamp).")
+    @ray_options
     @training_options
-    def train_cmd(config, resume, run_dir, run_id, **overrides):
+    def train_cmd(config, resume, run_dir, run_id, backend, address, plan, stages,
+                  microbatches, replicas, schedule, branch_actors, timeout_s, **overrides):
         """Train the network in CONFIG (TOML or JSON: [network], [data], [training], [run]).
 
         Every training field can be overridden by its option; the run directory gets
@@ -48,11 +84,15 @@ def register(main, console, guard):
         given = {k: v for k, v in overrides.items() if v is not None}
         cfg = guard(lambda: RunConfig.from_file(config, given))
         cfg = replace(cfg, run_dir=run_dir or cfg.run_dir, run_id=run_id or cfg.run_id)
+        ray_opts = make_ray_options(backend, address=address, plan=plan, stages=stages,
+                                    microbatches=microbatches, replicas=replicas,
+                                    schedule=schedule, branch_actors=branch_actors,
+                                    timeout_s=timeout_s)
         con = console()
         with Progress(console=con, transient=True) as bar:
             task = bar.add_task("training", total=None)
             out = guard(lambda: run_training(
-                cfg, resume=resume, on_step=lambda s, loss: bar.update(
+                cfg, resume=resume, ray_options=ray_opts, on_step=lambda s, loss: bar.update(
                     task, advance=1, description=f"step {s} loss {loss:.4f}")))
         r = out.result
         con.print(f"final loss {r.final_loss:.6f} (best {r.best_loss:.6f}), "

@@ -136,8 +136,11 @@ class RunResult:
     seconds: float
 
 
-def run_training(cfg: RunConfig, resume: bool = False, on_step=None) -> RunResult:
-    """Train as configured, writing the run directory; returns where and how well."""
+def run_training(cfg: RunConfig, resume: bool = False, on_step=None,
+                 ray_options=None) -> RunResult:
+    """Train as configured, writing the run directory; returns where and how well.
+
+    ray_options: a driver.RayOptions to train on Ray actors (None: this process)."""
     from . import runlog
     t0 = time.perf_counter()
     net = build_network(cfg.network)
@@ -153,12 +156,24 @@ def run_training(cfg: RunConfig, resume: bool = False, on_step=None) -> RunResul
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     log = runlog.RunLog(run_dir, run_id, net, test, cfg.training)
-    trainer = Trainer(net, cfg.training, run_dir, on_step=on_step, on_epoch=log.on_epoch)
-    result = trainer.fit(train.x, train.targets(outputs), resume=resume)
+    if ray_options is None:
+        trainer = Trainer(net, cfg.training, run_dir, on_step=on_step, on_epoch=log.on_epoch)
+        result = trainer.fit(train.x, train.targets(outputs), resume=resume)
+    else:
+        result = _fit_on_ray(ray_options, net, cfg, train, outputs, resume,
+                             dict(run_dir=run_dir, on_step=on_step, on_epoch=log.on_epoch))
     log.finish(result)
     net.save_model(run_dir / "model.json", run_id)
     return RunResult(run_dir, result, log.last_accuracy, log.last_score,
                      time.perf_counter() - t0)
+
+
+def _fit_on_ray(options, net, cfg, train, outputs, resume, kw):
+    if resume:
+        raise ConfigError("train: --resume is not supported with --backend ray yet; resume "
+                          "with --backend local")
+    with options.trainer(net, cfg.training, **kw) as trainer:
+        return trainer.fit(train.x, train.targets(outputs))
 
 
 __all__ = ["RunConfig", "RunResult", "run_training", "build_network", "load_split",

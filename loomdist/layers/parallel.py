@@ -170,6 +170,35 @@ def _split(spec, dy, shapes):
     return out
 
 
+# Public wrappers for BranchActors (the owning cell combines, the branches compute).
+def branch_params(params: dict, i: int) -> dict:
+    """Branch i's parameters (names without the "branch<i>." prefix)."""
+    return _sub(params, i)
+
+
+def branch_key(i: int, name: str) -> str:
+    """The Parallel layer's name for branch i's parameter `name`."""
+    return _prefix(i) + name
+
+
+def combine(spec: Spec, outs: list, batch: int) -> np.ndarray:
+    """Branch outputs (in branch order) -> the layer output, as forward combines them."""
+    return _combine(spec, outs, batch)
+
+
+def split(spec: Spec, dy: np.ndarray, shapes: list) -> list:
+    """dL/d(output) -> per-branch output gradients (branch order), as backward splits them."""
+    return _split(spec, dy, shapes)
+
+
+def mixes_batch(spec: Spec) -> bool:
+    """True when a sample's output row depends on other samples (concat's branch-major flat
+    layout), so running a mini-batch as micro-batches would change the result."""
+    if spec.mode == "concat" and len(spec.branches) > 1:
+        return True
+    return any(getattr(_module(b), "mixes_batch", lambda s: False)(b) for b in spec.branches)
+
+
 def to_config(spec: Spec, branch: bool = False) -> dict:
     from ..io.loom_json import layer_config
     return {"type": TYPE, "activation": spec.activation,

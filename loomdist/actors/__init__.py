@@ -1,0 +1,1 @@
+"""Ray actors: thin wrappers over the math plane (cells, branches) and their transport."""

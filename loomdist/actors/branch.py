@@ -1,0 +1,67 @@
+"""BranchActor: some branches of one Parallel layer, with their weights and optimizer state.
+
+The owning Cell scatters the layer's input to every BranchActor, gathers the branch outputs
+and combines them (parallel.combine); in backward it splits dL/d(output) per branch
+(parallel.split), and each BranchActor returns the sum of its branches' dL/dx.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ray
+
+from ..layers import module_of, parallel
+from ..network import Layer
+from ..optim import Optimizer
+from ..threads import set_threads
+from .cell import ParamOwner
+
+
+class Branch(ParamOwner):
+    """Branches `indices` of the Parallel layer at grid slot (row, col, layer).
+
+    Args:
+        rcl: (row, col, layer) of the Parallel layer.
+        slot: its Layer (spec and all branch parameters; only `indices` are kept).
+        indices: branch indices this object owns.
+        optim: OptimConfig for their parameters.
+    """
+
+    def __init__(self, rcl, slot, indices, optim):
+        spec = slot.spec
+        self.indices, self.stash = list(indices), {}
+        self.owned = [((*rcl, parallel.branch_key(i, "")),
+                       Layer(spec.branches[i], {k: v.copy() for k, v in
+                                                parallel.branch_params(slot.params, i).items()}))
+                      for i in self.indices]
+        self.opt = Optimizer(optim)
+
+    def forward(self, mb: int, x: np.ndarray) -> list:
+        """x (batch, in) -> [y_i (batch, out_i)] for the owned branches; stashes caches."""
+        outs, caches = [], []
+        for _, b in self.owned:
+            y, cache = module_of(b.spec).forward(b.spec, b.params, x)
+            outs.append(y)
+            caches.append(cache)
+        self.stash[mb] = caches
+        return outs
+
+    def backward(self, mb: int, dys: list) -> np.ndarray:
+        """[dL/dy_i] of the owned branches -> sum_i dL/dx; accumulates branch gradients."""
+        dx = None
+        for (_, b), cache, dy in zip(self.owned, self.stash.pop(mb), dys):
+            d, g = module_of(b.spec).backward(b.spec, b.params, cache, dy)
+            dx = d if dx is None else dx + d
+            for name, value in g.items():
+                prev = b.grads.get(name)
+                b.grads[name] = value if prev is None else prev + value
+        return dx
+
+
+@ray.remote
+class BranchActor(Branch):
+    """Branch as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
+
+    def __init__(self, *args, threads: int = 1, **kw):
+        set_threads(threads)
+        super().__init__(*args, **kw)

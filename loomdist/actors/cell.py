@@ -1,0 +1,251 @@
+"""CellActor: one pipeline stage (a run of consecutive cells) with its weights, gradients,
+optimizer state and a stash of forward walks per micro-batch.
+
+`Cell` is the plain object (all math via engine/losses/optim, runnable without Ray);
+`CellActor` is the same class as a Ray actor. A stage is cut into pieces at Parallel layers
+whose branches live on BranchActors:
+
+    [walk: slots 0..2] -> [parallel 3: scatter x, gather outs, combine] -> [walk: slots 4..5]
+
+Parallel layers leave LOOM's residual untouched, so it passes around a remote piece as it
+passes between pipeline stages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import ray
+
+from ..engine import walk_backward, walk_forward
+from ..io.checkpoint import _npz_bytes, _write
+from ..layers import parallel
+from ..losses import fused_softmax_ce, loss_and_grad
+from ..network import Layer
+from ..optim import Optimizer
+from ..threads import set_threads
+from .transport import LocalTransport
+
+
+class ParamOwner:
+    """What every parameter-owning actor shares: gradients, norms, updates, weights.
+
+    self.owned: list of (key prefix (row, col, layer, name prefix), Layer) whose params and
+    grads this object owns; keys are the Network's (row, col, layer, name).
+    """
+
+    owned: list
+    opt: Optimizer
+
+    def params(self):
+        for (r, c, lay, pre), slot in self.owned:
+            for name, w in slot.params.items():
+                yield (r, c, lay, pre + name), w
+
+    def grads(self) -> dict:
+        """{key: accumulated gradient} (after an update: the averaged, clipped ones used)."""
+        return self._own_grads()
+
+    def _own_grads(self) -> dict:
+        return {(r, c, lay, pre + name): g for (r, c, lay, pre), slot in self.owned
+                for name, g in slot.grads.items()}
+
+    def begin_step(self) -> None:
+        """Drop the gradients and stashes of the previous mini-batch."""
+        for _, slot in self.owned:
+            slot.grads = {}
+        self.stash = {}
+
+    def grad_sq_norm(self, *replica_grads) -> float:
+        """Sum the replicas' gradients (replica order, so every replica gets the same bits)
+        into this owner's, then return their squared L2 norm."""
+        if replica_grads:
+            for (r, c, lay, pre), slot in self.owned:
+                keys = [(n, (r, c, lay, pre + n)) for n in slot.params]
+                slot.grads = {n: _sum([g[k] for g in replica_grads]) for n, k in keys
+                              if k in replica_grads[0]}
+        return sum(float(np.dot(g.ravel(), g.ravel())) for g in self._own_grads().values())
+
+    def apply(self, lr: float, clip_scale: float = 1.0) -> None:
+        """Scale gradients by clip_scale (global-norm clip), then one optimizer step."""
+        if clip_scale != 1.0:
+            for _, slot in self.owned:  # new arrays: a gradient may be a read-only Ray buffer
+                slot.grads = {k: g * g.dtype.type(clip_scale) for k, g in slot.grads.items()}
+        self.opt.step(self.params(), self._own_grads().items(), lr)
+
+    def state(self) -> dict:
+        """{key: (parameter, [optimizer slots])} (for checkpoints and the driver's Network)."""
+        slots = self.opt.state["slots"]
+        return {k: (w, list(slots.get(k, ()))) for k, w in self.params()}
+
+    def ping(self) -> bool:
+        """Returns once every call submitted before it has run (actor calls run in order)."""
+        return True
+
+    def set_weights(self, weights: dict) -> None:
+        for key, w in self.params():
+            if key in weights:
+                w[...] = weights[key]
+
+
+class Cell(ParamOwner):
+    """One pipeline stage.
+
+    Args:
+        entries: [(flat index, (row, col, layer), Layer)] of this stage, in grid order.
+        optim: OptimConfig for this stage's parameters.
+        loss: None, or (loss_type, fused) on the last stage; fused is train.fused_softmax's
+            (temperature, cols) or None.
+        branches: {flat index: [(BranchActor handle, branch indices), ...]} for fanned-out
+            Parallel layers of this stage.
+        transport: how to reach branch actors (LocalTransport when they are plain objects).
+    """
+
+    def __init__(self, entries, optim, loss=None, branches=None, transport=None):
+        branches = branches or {}
+        self.transport = transport or LocalTransport()
+        self.loss, self.pieces, self.owned, self.stash, self.seed = loss, [], [], {}, {}
+        for i, rcl, slot in entries:
+            slot = Layer(slot.spec, {k: np.array(v) for k, v in slot.params.items()})  # own,
+            if i in branches:                                          # writable copies
+                self.pieces.append(("par", slot.spec, branches[i]))
+            else:
+                self.owned.append(((*rcl, ""), slot))
+                if not self.pieces or self.pieces[-1][0] != "walk":
+                    self.pieces.append(("walk", []))
+                self.pieces[-1][1].append(slot)
+        self.cells = sorted({rcl[:2] for _, rcl, _ in entries})
+        self.groups = [g for p in self.pieces if p[0] == "par" for g in p[2]]
+        self.opt = Optimizer(optim)
+
+    # --------------------------------------------------------------- passes
+    def forward(self, mb: int, x: np.ndarray, residual=None):
+        """x (batch, in), residual -> (y (batch, out), residual_out); stashes the walk."""
+        records = []
+        for piece in self.pieces:
+            if piece[0] == "walk":
+                walk = walk_forward(piece[1], x, residual)
+                records.append(walk)
+                x, residual = walk.output, walk.residual_out
+            else:
+                outs = self._scatter(piece, mb, x)
+                records.append([o.shape for o in outs])
+                x = parallel.combine(piece[1], outs, x.shape[0])
+        self.stash[mb] = records
+        return x, residual
+
+    def forward_loss(self, mb: int, x, residual, target, scale: float) -> float:
+        """Last stage: forward, then the loss of this micro-batch times `scale` (its share of
+        the mini-batch's output values, LOOM's normalisation); stashes dL/d(output)."""
+        loss_type, fused = self.loss
+        y, _ = self.forward(mb, x, residual)
+        if fused is not None:
+            logits = self.stash[mb][-1].tensors[-2]
+            t, cols = fused
+            loss, _, dy = fused_softmax_ce(logits, target.reshape(logits.shape), t,
+                                           cols or logits.shape[-1])
+        else:
+            loss, dy = loss_and_grad(loss_type, y, target.reshape(y.shape))
+        self.seed[mb] = dy * dy.dtype.type(scale)
+        return loss * scale
+
+    def backward(self, mb: int, dy=None, d_residual=None):
+        """dL/dy, dL/d(residual_out) -> (dL/dx, dL/d(residual_in)); accumulates gradients.
+        On the last stage dy is the seed forward_loss stashed (pass None)."""
+        records = self.stash.pop(mb)
+        fused_last = dy is None and self.loss[1] is not None
+        if dy is None:
+            dy, d_residual = self.seed.pop(mb), None
+        for k in range(len(self.pieces) - 1, -1, -1):
+            piece, rec = self.pieces[k], records[k]
+            if piece[0] == "walk":
+                upto = len(rec.tape) - 1 if fused_last and k == len(self.pieces) - 1 else None
+                dy, d_residual = walk_backward(rec, dy, d_residual, upto=upto)
+            else:
+                dy = self._gather_backward(piece, mb, dy, rec)
+        return dy, d_residual
+
+    def _scatter(self, piece, mb, x) -> list:
+        _, spec, groups = piece
+        refs = [self.transport.call(h, "forward", mb, x) for h, _ in groups]
+        outs = [None] * len(spec.branches)
+        for (_, idx), got in zip(groups, self.transport.get(refs, "branch forward")):
+            for i, y in zip(idx, got):
+                outs[i] = y
+        return outs
+
+    def _gather_backward(self, piece, mb, dy, shapes):
+        _, spec, groups = piece
+        dys = parallel.split(spec, dy, shapes)
+        refs = [self.transport.call(h, "backward", mb, [dys[i] for i in idx])
+                for h, idx in groups]
+        return _sum(self.transport.get(refs, "branch backward"))
+
+    # ------------------------------------------- step bookkeeping, fanned out
+    # The driver talks to cells only; a cell forwards these to its branch actors, so they
+    # run after the branch calls of its passes (Ray orders calls per caller, not globally).
+    def begin_step(self) -> None:
+        super().begin_step()
+        self.seed = {}
+        self._fan("begin_step")
+
+    def grads(self) -> dict:
+        out = super().grads()
+        for got in self._fan("grads"):
+            out.update(got)
+        return out
+
+    def grad_sq_norm(self, *replica_grads) -> float:
+        return super().grad_sq_norm(*replica_grads) + sum(self._fan("grad_sq_norm",
+                                                                    *replica_grads))
+
+    def apply(self, lr: float, clip_scale: float = 1.0) -> None:
+        super().apply(lr, clip_scale)
+        self._fan("apply", lr, clip_scale)
+
+    def _fan(self, method: str, *args) -> list:
+        refs = [self.transport.call(h, method, *args) for h, _ in self.groups]
+        return self.transport.get(refs, f"branch {method}")
+
+    # -------------------------------------------------- weights, checkpoints
+    def full_state(self) -> dict:
+        """state() of this stage and of its branch actors: every parameter it is responsible
+        for, keyed (row, col, layer, name)."""
+        out = self.state()
+        for got in self._fan("state"):
+            out.update(got)
+        return out
+
+    def checkpoint(self, directory: str, step: int) -> dict:
+        """Write cell_<r>_<c>.npz (parameters + optimizer slots) for this stage's cells into
+        `directory` (the driver's temporary checkpoint dir); returns {file: sha256}."""
+        from pathlib import Path
+        arrays: dict = {rc: {} for rc in self.cells}
+        for (r, c, lay, name), (w, slots) in self.full_state().items():
+            arrays[(r, c)][f"{lay}/{name}"] = w
+            for k, s in enumerate(slots):
+                arrays[(r, c)][f"{lay}/{name}/slot{k}"] = s
+        digests = {}
+        for (r, c), arrs in arrays.items():
+            if arrs:
+                data = _npz_bytes(arrs)
+                _write(Path(directory) / f"cell_{r}_{c}.npz", data)
+                digests[f"cell_{r}_{c}.npz"] = hashlib.sha256(data).hexdigest()
+        return digests
+
+
+def _sum(arrays: list) -> np.ndarray:
+    total = arrays[0].copy()
+    for a in arrays[1:]:
+        total += a
+    return total
+
+
+@ray.remote
+class CellActor(Cell):
+    """Cell as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
+
+    def __init__(self, *args, threads: int = 1, **kw):
+        set_threads(threads)
+        super().__init__(*args, **kw)

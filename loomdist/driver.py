@@ -1,0 +1,384 @@
+"""DistributedTrainer: walks a pipeline schedule over CellActors on Ray, owns timeouts and
+failures. The same training as train.Trainer (epoch order, LR schedule, LOOM's loss
+normalisation, global-norm clip), with the update inside the actors that own the weights.
+
+One mini-batch (B rows), R replicas, M micro-batches, K stages:
+
+    rows --split R--> replica r --split M--> micro-batch m (b rows, scale b / B)
+    tick table (schedule.py) -> cell[r][s].forward(m, x_ref, res_ref) -> (y_ref, res_ref)
+                                cell[r][K-1].forward_loss(m, ..., target, scale) -> loss
+                                cell[r][s].backward(m, dy_ref, dres_ref) -> (dx_ref, ...)
+    every owner: grad_sq_norm(*replica grads) -> driver: clip scale -> apply(lr, scale)
+
+Activations and gradients move actor to actor as ObjectRefs; the driver only waits for
+scalars (losses, squared norms) and, when asked, weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import ray
+from ray.exceptions import RayError
+
+from .actors.branch import BranchActor
+from .actors.cell import CellActor
+from .actors.transport import RayTransport
+from .errors import CellFailedError, ConfigError
+from .io.checkpoint import MANIFEST, _write
+from .layers import module_of
+from .plan import Plan
+from .schedule import schedule_by_name
+from .train import _result, epoch_order, fused_softmax
+
+SETTING = "DistributedTrainer(timeout_s=...) / --timeout-s"
+
+
+class DistributedTrainer:
+    """Trainer.fit on Ray actors.
+
+    Args:
+        net: the Network (its weights are the starting point; `network()` writes the trained
+            ones back into it).
+        config: TrainingConfig.
+        plan: Plan (default: one actor per cell).
+        schedule: "gpipe" or "1f1b".
+        microbatches: M, micro-batches per replica per mini-batch.
+        address: Ray address ("auto", "host:port"); None starts a local Ray for this trainer
+            unless this process is already connected.
+        timeout_s: limit of every wait for actors.
+        run_dir, on_step, on_epoch: as Trainer (checkpoints, progress, validation).
+    Raises:
+        ConfigError: bad plan, schedule, micro-batch count, unreachable address or too few
+            CPUs, before any actor starts.
+    """
+
+    def __init__(self, net, config, plan: Plan | None = None, schedule: str = "gpipe",
+                 microbatches: int = 1, address: str | None = None, timeout_s: float = 600.0,
+                 run_dir=None, on_step=None, on_epoch=None):
+        self.net, self.cfg, self.plan = net, config, plan or Plan.cells(net)
+        self.schedule, self.micro = schedule_by_name(schedule), microbatches
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.on_step, self.on_epoch, self.step_no = on_step, on_epoch, 0
+        self.transport = RayTransport(timeout_s, SETTING)
+        self._check(address)
+        self._started = connect(address)
+        try:
+            self._start_actors(self._cpus_per_actor())
+        except BaseException:
+            self.shutdown()
+            raise
+
+    # ------------------------------------------------------------ set-up
+    def _check(self, address) -> None:
+        self.plan.check(self.net)
+        m = self.micro
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ConfigError(f"DistributedTrainer: microbatches must be an integer >= 1 (got "
+                              f"{m!r})")
+        mixing = [i for i, s in enumerate(self.net.layers)
+                  if getattr(module_of(s.spec), "mixes_batch", lambda _: False)(s.spec)]
+        if mixing and m * self.plan.replicas > 1:
+            raise ConfigError(f"DistributedTrainer: layers {mixing} mix samples of a batch "
+                              f"(parallel concat's flat layout), so splitting mini-batches "
+                              f"changes results; use microbatches=1 and replicas=1")
+        check_address(address)
+
+    def _cpus_per_actor(self) -> float:
+        have = float(ray.cluster_resources().get("CPU", 0))
+        n = self.plan.actor_count(self.net)
+        per = self.plan.num_cpus or math.floor(have / n * 1e4) / 1e4
+        if per <= 0 or n * per > have + 1e-9:
+            raise ConfigError(f"DistributedTrainer: {n} actors x {per:g} CPUs need "
+                              f"{n * per:g} CPUs, the Ray cluster has {have:g}; use fewer "
+                              f"stages or replicas, a smaller Plan.num_cpus, or a larger "
+                              f"cluster")
+        return per
+
+    def _start_actors(self, per: float) -> None:
+        net, plan, optim = self.net, self.plan, self.cfg.optim_config()
+        threads, last = max(1, int(per)), len(plan.stages) - 1
+        loss = (self.cfg.loss_type, fused_softmax(net, self.cfg))
+        self.cells, self.owners, self.branch_handles = [], [], []
+        # cells: [replica][stage]; owners: [replica][(cell, (row, col))] (branch actors are
+        # reached through their cell)
+        for _ in range(plan.replicas):
+            cells, owners = [], []
+            for s in range(len(plan.stages)):
+                idx, rc = plan.stage_layers(net, s), plan.stages[s][0]
+                branches = {i: self._branches(i, per, threads, optim)
+                            for i in idx if i in plan.branch_actors}
+                self.branch_handles += [h for g in branches.values() for h, _ in g]
+                cell = CellActor.options(num_cpus=per).remote(
+                    [(i, net.coords(i), net.layers[i]) for i in idx], optim,
+                    loss if s == last else None, branches, self.transport, threads=threads)
+                cells.append(cell)
+                owners.append((cell, rc))
+            self.cells.append(cells)
+            self.owners.append(owners)
+        self._wait([(c, "ping", ()) for c in self.cells[0]], "actor start")
+
+    def _branches(self, i, per, threads, optim) -> list:
+        n = len(self.net.layers[i].spec.branches)
+        groups = [g.tolist() for g in np.array_split(np.arange(n), self.plan.branch_groups)
+                  if len(g)]
+        return [(BranchActor.options(num_cpus=per).remote(
+            self.net.coords(i), self.net.layers[i], g, optim, threads=threads), g)
+                for g in groups]
+
+    # ------------------------------------------------------------ training
+    def fit(self, x: np.ndarray, targets: np.ndarray):
+        """Train on x (n, features) against targets (n, outputs), as Trainer.fit does."""
+        n, bs = len(x), self.cfg.batch_size
+        per_epoch = -(-n // bs)
+        sched, history, start = self.cfg.schedule(per_epoch), [], time.perf_counter()
+        for epoch in range(self.cfg.epochs):
+            order, t0, loss_sum, norm = epoch_order(n, epoch, self.cfg), time.perf_counter(), \
+                0.0, 0.0
+            for b in range(per_epoch):
+                idx = order[b * bs:(b + 1) * bs]
+                loss, norm = self.step(x[idx], targets[idx], sched(self.step_no))
+                loss_sum += loss
+                if self.on_step:
+                    self.on_step(self.step_no, loss)
+                self._maybe_checkpoint(final=False)
+            record = {"epoch": epoch, "step": self.step_no, "loss": loss_sum / per_epoch,
+                      "lr": sched(self.step_no - 1), "grad_norm": norm,
+                      "time_s": time.perf_counter() - t0}
+            history.append(self._end_epoch(record))
+        self._maybe_checkpoint(final=True)
+        self.network()
+        return _result(history, time.perf_counter() - start, n * self.cfg.epochs, self.step_no,
+                       self._metrics)
+
+    _metrics = None
+
+    def _end_epoch(self, record: dict) -> dict:
+        if self.on_epoch:
+            self.network()
+            extra = self.on_epoch(record) or {}
+            self._metrics = extra.pop("_metrics", self._metrics)
+            record.update(extra)
+        return record
+
+    def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, float]:
+        """One mini-batch: pipeline every replica, combine, clip, update. (loss, norm)."""
+        self.step_no += 1
+        self._calls = []
+        x, target = np.asarray(x, np.float32), np.asarray(target, np.float32)
+        self._submit_all("begin_step")
+        rows = [r for r in np.array_split(np.arange(len(x)), self.plan.replicas) if len(r)]
+        losses = [ref for r, part in enumerate(rows)
+                  for ref in self._pipeline(self.cells[r], x, target, part, len(x))]
+        norm = math.sqrt(sum(self._wait_refs(self._reduce(len(rows)), "gradient norm")))
+        clip = self.cfg.gradient_clip
+        scale = clip / norm if clip > 0 and norm > clip else 1.0
+        self._submit_all("apply", lr, scale)
+        loss = float(sum(self._wait_refs(losses, "loss")))
+        self._wait_refs(self._submit_all("ping"), "update")
+        return loss, norm
+
+    def _pipeline(self, cells, x, target, rows, total) -> list:
+        """Submit one replica's schedule; returns its loss refs (one per micro-batch)."""
+        mbs = [m for m in np.array_split(rows, self.micro) if len(m)]
+        k, put = len(cells), self.transport.put
+        xs, ts = [put(x[m]) for m in mbs], [put(target[m]) for m in mbs]
+        acts, grads, losses = {}, {}, []
+        for t in self.schedule(k, len(mbs)):
+            s, b = t.stage, t.micro_batch
+            if t.op == "fwd":
+                args = (xs[b], None) if s == 0 else acts.pop((s - 1, b))
+                if s == k - 1:
+                    losses.append(self._call(cells[s], "forward_loss", b, *args, ts[b],
+                                             len(mbs[b]) / total))
+                else:
+                    acts[(s, b)] = self._call(cells[s], "forward", b, *args, returns=2)
+            else:
+                args = (None, None) if s == k - 1 else grads.pop((s + 1, b))
+                grads[(s, b)] = self._call(cells[s], "backward", b, *args, returns=2)
+        return losses
+
+    def _reduce(self, active: int) -> list:
+        """Every owner sums the gradients of the `active` replicas (those that got rows) and
+        returns its squared norm; the refs of replica 0 (every replica holds the same sums,
+        so all stay identical)."""
+        if len(self.owners) == 1:
+            return [self._call(h, "grad_sq_norm") for h, _ in self.owners[0]]
+        out = []
+        for copies in zip(*self.owners):
+            g = [self._call(h, "grads") for h, _ in copies[:active]]
+            out += [self._call(h, "grad_sq_norm", *g) for h, _ in copies][:1]
+        return out
+
+    # -------------------------------------------------------- calls, waits
+    def _call(self, handle, method, *args, returns=1):
+        ref = self.transport.call(handle, method, *args, returns=returns)
+        for r in ref if returns > 1 else [ref]:
+            self._calls.append((r, self._where(handle)))
+        return ref
+
+    def _where(self, handle):
+        return {id(h): rc for owners in self.owners for h, rc in owners}.get(id(handle),
+                                                                              (-1, -1))
+
+    def _submit_all(self, method, *args) -> list:
+        return [self._call(h, method, *args) for owners in self.owners for h, _ in owners]
+
+    def _wait(self, calls, what):
+        self._calls = []
+        return self._wait_refs([self._call(h, m, *a) for h, m, a in calls], what)
+
+    def _wait_refs(self, refs, what):
+        try:
+            return self.transport.get(refs, what)
+        except RayError as e:
+            raise self._failure(e) from e
+
+    def _failure(self, err) -> CellFailedError:
+        """The first failed call in submission order (upstream of the others) names the cell."""
+        for ref, (r, c) in getattr(self, "_calls", []):
+            ready, _ = ray.wait([ref], timeout=0)
+            if ready:
+                try:
+                    ray.get(ref, timeout=0)
+                except RayError as e:
+                    return CellFailedError(r, c, self.step_no, _cause(e))
+        return CellFailedError(-1, -1, self.step_no, _cause(err))
+
+    # --------------------------------------------------- weights, checkpoints
+    def network(self):
+        """Pull the trained weights from the actors into `net` (returned)."""
+        self._calls = []
+        for state in self._wait_refs([self._call(c, "full_state") for c in self.cells[0]],
+                                     "weights"):
+            for key, (w, _) in state.items():
+                self.net.param(key)[...] = w
+        return self.net
+
+    def gradients(self) -> dict:
+        """{(row, col, layer, name): gradient} used by the last update (combined, clipped)."""
+        self._calls = []
+        out: dict = {}
+        for g in self._wait_refs([self._call(h, "grads") for h, _ in self.owners[0]],
+                                 "gradients"):
+            out.update(g)
+        return out
+
+    def _maybe_checkpoint(self, final: bool) -> None:
+        every = self.cfg.checkpoint_every
+        if self.run_dir is None or not (final or (every and self.step_no % every == 0)):
+            return
+        self.checkpoint()
+
+    def checkpoint(self) -> Path:
+        """Checkpoint in io.checkpoint's format: cells write their npz files, the driver
+        writes trainer.json and the manifest last, then renames into place."""
+        base = self.run_dir / "checkpoints"
+        base.mkdir(parents=True, exist_ok=True)
+        tmp, final = base / f".tmp-{self.step_no:08d}", base / f"{self.step_no:08d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self._calls = []
+        files: dict = {}
+        for d in self._wait_refs([self._call(c, "checkpoint", str(tmp), self.step_no)
+                                  for c in self.cells[0]], "checkpoint"):
+            files.update(d)
+        state = json.dumps({"step": self.step_no, "optimizer_t": self.step_no}).encode()
+        _write(tmp / "trainer.json", state)
+        files["trainer.json"] = hashlib.sha256(state).hexdigest()
+        _write(tmp / MANIFEST, json.dumps({"step": self.step_no, "files": files}).encode())
+        if final.exists():
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        return final
+
+    def shutdown(self) -> None:
+        """Kill this trainer's actors; stop Ray if this trainer started it."""
+        for h in [c for cells in getattr(self, "cells", []) for c in cells] + \
+                getattr(self, "branch_handles", []):
+            ray.kill(h)
+        self.cells, self.owners, self.branch_handles = [], [], []
+        if getattr(self, "_started", False):
+            ray.shutdown()
+            self._started = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """The Ray backend's settings (CLI: --address --plan --stages --microbatches --replicas
+    --schedule --branch-actors --timeout-s)."""
+
+    address: str | None = None   # None: a local Ray for the run; "auto": the running cluster
+    plan: str = "cells"          # "cells" (one actor per cell) | "balanced" (measured cost)
+    stages: int = 0              # balanced: pipeline stages (0: min(2, cells))
+    microbatches: int = 1        # per replica per mini-batch
+    replicas: int = 1            # data-parallel copies of the pipeline
+    schedule: str = "gpipe"      # "gpipe" | "1f1b"
+    branch_actors: bool = False  # every Parallel layer's branches on BranchActors
+    timeout_s: float = 600.0     # limit of every wait for actors
+
+    def make_plan(self, net) -> Plan:
+        from .plan import grid_cells, parallel_layers
+        kw = dict(replicas=self.replicas,
+                  branch_actors=tuple(parallel_layers(net)) if self.branch_actors else ())
+        if self.plan == "cells":
+            return Plan.cells(net, **kw)
+        if self.plan == "balanced":
+            return Plan.balanced(net, self.stages or min(2, len(grid_cells(net))), **kw)
+        raise ConfigError(f"RayOptions: unknown plan {self.plan!r}; use 'cells' or 'balanced'")
+
+    def trainer(self, net, config, **kw) -> DistributedTrainer:
+        """A DistributedTrainer for `net` with these settings (kw: run_dir, on_step, ...)."""
+        return DistributedTrainer(net, config, self.make_plan(net), self.schedule,
+                                  self.microbatches, self.address, self.timeout_s, **kw)
+
+
+def check_address(address) -> None:
+    """Raise ConfigError when a host:port address has nothing listening (before ray.init)."""
+    if address in (None, "auto", "local") or str(address).startswith("ray://"):
+        return
+    host, _, port = str(address).rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"DistributedTrainer: cannot reach a Ray cluster at {address!r} "
+                          f"({e}); start one (ray start --head) or pass --address auto / none "
+                          f"for a local Ray") from e
+
+
+def connect(address: str | None, num_cpus: int | None = None) -> bool:
+    """Connect to Ray (start a local instance when address is None); True when this call
+    started or joined it, so the caller shuts it down."""
+    if ray.is_initialized():
+        return False
+    if address is None:
+        ray.init(address="local", num_cpus=num_cpus or len(os.sched_getaffinity(0)),
+                 include_dashboard=False)
+        return True
+    try:
+        ray.init(address=address)
+    except ConnectionError as e:
+        raise ConfigError(f"DistributedTrainer: cannot reach a Ray cluster at {address!r} "
+                          f"({e}); start one (ray start --head) or omit the address for a "
+                          f"local Ray") from e
+    return True
+
+
+def _cause(err) -> str:
+    text = str(err).strip().splitlines()
+    return text[-1] if text else type(err).__name__
