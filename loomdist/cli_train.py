@@ -30,8 +30,9 @@ def training_options(fn):
 def ray_options(fn):
     """The Ray backend's options (driver.RayOptions, 1:1)."""
     opts = [
-        click.option("--backend", type=click.Choice(["local", "ray"]), default="local",
-                     show_default=True, help="local: this process; ray: actors on Ray."),
+        click.option("--backend", type=click.Choice(["local", "ray"]), default="ray",
+                     show_default=True, help="ray: cell actors on Ray (a local Ray is started "
+                     "when no --address is given); local: everything in this process."),
         click.option("--address", default=None,
                      help="Ray address (auto: the running cluster); default: a local Ray."),
         click.option("--plan", "plan", type=click.Choice(["cells", "balanced"]),

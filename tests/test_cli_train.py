@@ -50,10 +50,12 @@ def test_duckdb_example_query(short_run):
     assert rows[0][0] == "0-10%" and sum(n for _, n in rows) == 359
 
 
-def test_resume_continues_to_more_epochs(short_run, tmp_path):
-    run, _ = short_run
-    res = CliRunner().invoke(main, ["train", str(EXAMPLE), "--run-dir", str(run.parent),
-                                    "--run-id", "short", "--epochs", "3", "--resume"])
+def test_local_backend_and_resume(tmp_path):
+    args = ["train", str(EXAMPLE), "--run-dir", str(tmp_path), "--run-id", "short",
+            "--epochs", "1", "--backend", "local"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    run = tmp_path / "short"
+    res = CliRunner().invoke(main, [*args, "--resume"])
     assert res.exit_code == 0, res.output
     again = CliRunner().invoke(main, ["train", str(EXAMPLE), "--run-dir", str(run.parent),
                                       "--run-id", "short", "--epochs", "3"])
