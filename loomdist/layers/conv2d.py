@@ -103,7 +103,7 @@ def forward(spec: Spec, params: dict, x: np.ndarray):
         c = kc.im2col(x4[a:e], s.kernel_size, s.stride, s.padding, cols[:e - a])
         np.matmul(W, c.reshape(e - a, K, P), out=z[a:e])
         kc.bias_act(z[a:e], params["conv_bias"], s.activation, y[a:e])
-    return y.reshape(n, -1), (x4, z, y)
+    return y.reshape(n, s.filters * P), (x4, z, y)
 
 
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
@@ -129,7 +129,7 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
         np.matmul(Wt, dz, out=dcols[:e - a].reshape(e - a, K, P))
         kc.col2im(dcols[:e - a], s.kernel_size, s.stride, s.padding, dx[a:e])
     grads = {"kernel": dW.reshape(param_shapes(s)["kernel"]), "conv_bias": db.astype(dt)}
-    return dx.reshape(n, -1), grads
+    return dx.reshape(n, s.input_channels * s.input_height * s.input_width), grads
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:

@@ -2,9 +2,13 @@
 
 Layouts are LOOM's NCHW: x (n, C, H, W); columns (n, C*k*k, oh, ow) with row
 `(c*k + ki)*k + kj`, the kernel's flat `[F][C][k][k]` order, so `W (F, C*k*k) @ cols[b]` is
-sample b's output (F, oh*ow) already in NCHW. Every kernel loops over (sample, channel)
-pairs, which write disjoint slices, so the loop runs under prange without races. Zero padding
-is written explicitly: column buffers are reused between batch chunks.
+sample b's output (F, oh*ow) already in NCHW. Zero padding is written explicitly: column
+buffers are reused between batch chunks.
+
+The kernels are serial on purpose. They are memory-bound and run between the per-sample BLAS
+GEMMs; prange twins (over (sample, channel) pairs, race-free) made the conv2d benchmark 2.5x
+slower on 2 cores, Numba's OpenMP workers and OpenBLAS's spinning threads fighting over them.
+Serial, they cost ~60 ms of a ~470 ms forward+backward at LOOM's benchmark config.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import numpy as np
 
 from ...activations import ACTIVATIONS
 from .elementwise import _act, _act_grad
-
+from .fastmath import FM as _FM
 
 _U = np.uintp  # unsigned flat offsets: Numba skips the negative-index wraparound select,
 # which otherwise turns every contiguous loop below into scalar gathers and scatters
@@ -28,14 +32,14 @@ def _valid_range(kj, stride, pad, w, ow):
     return lo, hi
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _im2col(x, k, stride, pad, cols):
     # x: (n, C, H, W) -> cols: (n, C*k*k, oh, ow). Flat arrays, no views inside the loops:
     # their refcounts would bounce one cache line between the threads.
     n, C, H, W = x.shape
     oh, ow = cols.shape[2], cols.shape[3]
     xf, cf, st = x.reshape(x.size), cols.reshape(cols.size), _U(stride)
-    for t in numba.prange(n * C):  # t = b*C + c
+    for t in range(n * C):  # t = b*C + c
         for ki in range(k):
             for kj in range(k):
                 lo, hi = _valid_range(kj, stride, pad, W, ow)
@@ -56,13 +60,13 @@ def _im2col(x, k, stride, pad, cols):
                         cf[d + ox] = 0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _col2im(cols, k, stride, pad, dx):
     # cols: (n, C*k*k, oh, ow) -> dx: (n, C, H, W), overwritten (scatter-add of the columns)
     n, C, H, W = dx.shape
     oh, ow = cols.shape[2], cols.shape[3]
     cf, df, st = cols.reshape(cols.size), dx.reshape(dx.size), _U(stride)
-    for t in numba.prange(n * C):
+    for t in range(n * C):
         base = _U(t * H * W)
         for j in range(_U(H * W)):
             df[base + j] = 0
@@ -79,12 +83,12 @@ def _col2im(cols, k, stride, pad, dx):
                         df[d + ox * st] += cf[s + ox]
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _bias_act(z, b, a, y):
     # z: (n, F, P) gets the per-channel bias b (F,) in place; y: (n, F, P) = act(z)
     n, F, P = z.shape
     zf, yf = z.reshape(z.size), y.reshape(y.size)
-    for t in numba.prange(n * F):
+    for t in range(n * F):
         bf, base = b[t % F], _U(t * P)
         for j in range(_U(P)):
             zf[base + j] += bf
@@ -101,13 +105,13 @@ def _bias_act(z, b, a, y):
                 yf[base + j] = _act(a, zf[base + j])
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, fastmath=_FM)  # reassociation vectorises the bias sum
 def _act_back_bias(z, y, dy, a, dz, db):
     # dz = dy * act'(z) for (n, F, P) arrays; db (F,) += sum of dz over samples and positions
     n, F, P = z.shape
     zf, yf, gf = z.reshape(z.size), y.reshape(y.size), dy.reshape(dy.size)
     df = dz.reshape(dz.size)
-    for f in numba.prange(F):
+    for f in range(F):
         s = 0.0  # float64 accumulator: a sum over n*P terms
         for i in range(n):
             base = _U((i * F + f) * P)
