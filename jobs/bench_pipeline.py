@@ -1,0 +1,378 @@
+"""Pipeline benchmark: a stages x micro-batches sweep of DistributedTrainer on Ray.
+
+    python jobs/bench_pipeline.py --quick --json bench-results/pipeline.json
+    python jobs/bench_pipeline.py --stages 1,4 --micro 16 --width 512
+
+A compute-heavy grid (`--cells` cells of `--layers-per-cell` dense width->width layers, MSE
+loss, SGD) is trained for a few steps on random data for every (K stages, M micro-batches) of
+the sweep, plus one unsplit actor (K=1, M=1) as the baseline. Per point it reports:
+
+    samples/s      mini-batch rows / median step time
+    x1             speedup over one actor with the whole mini-batch (K=1, M=1)
+    xK1            speedup over one actor with the same M (K=1, M): the pipeline's own gain
+    ceil           the xK1 these CPUs allow: (K concurrent GEMM loops / one) x M/(M+K-1)
+    bubble         idle share of the K stage actors between the first forward and the last
+                   backward of a step, from Ray's task events (ray.timeline), next to
+    ideal          (K-1)/(M+K-1), the fill/drain bubble of unit-time GPipe and 1F1B
+    loss           1 - xK1/K: everything a step loses against K perfectly busy stages
+                   (bubble, hand-offs, driver, gradient norm and update)
+
+and, per activation size of the sweep, the per-hop overhead: an activation handed from one
+trivial actor to another (ms per hop) and the driver's ray.put / ray.get of it.
+
+Each stage actor reserves `--cpus-per-actor` CPUs (Numba/BLAS threads = max(1, floor)); when
+K of them do not fit, the point shares the cluster's CPUs evenly and is marked `shared`.
+Without --address the script starts a local Ray with num_cpus = the visible cores (no network
+needed) and stops it at the end; with --address it joins that cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import ray
+
+from loomdist.driver import DistributedTrainer
+from loomdist.errors import ConfigError
+from loomdist.plan import Plan
+from loomdist.run import build_network
+from loomdist.train_config import TrainingConfig
+
+PIPELINE_OPS = ("forward", "forward_loss", "backward")  # CellActor methods of the schedule
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One sweep; the CLI options map 1:1 onto these fields."""
+
+    stages: tuple = (1, 2, 4, 8)     # K values swept
+    micro: tuple = (4, 8, 16, 32)    # M values swept
+    cells: int = 8                   # grid cells (one column of `cells` rows)
+    layers_per_cell: int = 2         # dense width->width layers per cell
+    width: int = 1024                # features of every layer
+    batch: int = 256                 # mini-batch rows, split into M micro-batches
+    steps: int = 3                   # timed steps per point (the median is reported)
+    warmup: int = 1                  # untimed steps per point (actor start-up, JIT caches)
+    cpus_per_actor: float = 1.0      # Plan.num_cpus per stage actor; 0 shares all CPUs evenly
+    schedule: str = "gpipe"          # gpipe | 1f1b
+    hops: int = 40                   # hand-offs per per-hop measurement
+    scaling_s: float = 0.5           # seconds per GEMM loop of the CPU-scaling probe
+    timeout_s: float = 600.0         # DistributedTrainer's limit of every wait
+
+    def __post_init__(self):
+        for name in ("cells", "layers_per_cell", "width", "batch", "steps", "hops"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"bench_pipeline: {name} must be >= 1 (got "
+                                  f"{getattr(self, name)}); pass a positive value")
+        if not self.stages or not self.micro or min(self.stages + self.micro) < 1:
+            raise ConfigError(f"bench_pipeline: stages {self.stages} and micro {self.micro} "
+                              f"need positive values; e.g. --stages 1,2 --micro 4,8")
+        if self.schedule not in ("gpipe", "1f1b"):
+            raise ConfigError(f"bench_pipeline: unknown schedule {self.schedule!r}; use "
+                              f"gpipe or 1f1b")
+        if max(self.stages) > self.cells:
+            raise ConfigError(f"bench_pipeline: {max(self.stages)} stages for {self.cells} "
+                              f"cells; use --cells >= {max(self.stages)} or fewer stages")
+        if max(self.micro) > self.batch:
+            raise ConfigError(f"bench_pipeline: {max(self.micro)} micro-batches of a "
+                              f"{self.batch}-row batch; use --batch >= {max(self.micro)}")
+
+
+QUICK = dict(stages=(1, 2), micro=(4, 8), steps=2, hops=20)
+
+
+# ------------------------------------------------------------------ the workload
+def grid_network(cfg: BenchConfig):
+    """A cells x 1 grid of dense (width -> width, leaky_relu) layers."""
+    layer = {"type": "dense", "activation": "leaky_relu", "input_height": cfg.width,
+             "output_height": cfg.width}
+    return build_network({"grid_rows": cfg.cells, "grid_cols": 1, "seed": 0,
+                          "layers_per_cell": cfg.layers_per_cell,
+                          "layers": [layer] * (cfg.cells * cfg.layers_per_cell)})
+
+
+def batch_data(cfg: BenchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """x, target: (batch, width) float32, seeded."""
+    rng = np.random.default_rng(0)
+    return tuple(rng.standard_normal((cfg.batch, cfg.width)).astype(np.float32)
+                 for _ in range(2))
+
+
+def cpus_for(cfg: BenchConfig, k: int) -> tuple[float | None, bool]:
+    """(Plan.num_cpus for K stage actors, shared?): the requested share while it fits."""
+    have = float(ray.cluster_resources().get("CPU", 0))
+    if not cfg.cpus_per_actor:
+        return None, True
+    if k * cfg.cpus_per_actor <= have + 1e-9:
+        return float(cfg.cpus_per_actor), False
+    return int(have / k * 1e4) / 1e4, True
+
+
+# ------------------------------------------------------------------ one point
+def measure_point(net, cfg: BenchConfig, k: int, m: int) -> dict:
+    """Time `cfg.steps` steps of K stages and M micro-batches; returns one result row."""
+    per, shared = cpus_for(cfg, k)
+    plan = Plan.balanced(net, k, cost=[1.0] * cfg.cells, num_cpus=per)
+    tcfg = TrainingConfig(loss_type="mse", optimizer="sgd", learning_rate=1e-6,
+                          batch_size=cfg.batch)
+    x, target = batch_data(cfg)
+    times, windows = [], []
+    with DistributedTrainer(net, tcfg, plan, cfg.schedule, m, timeout_s=cfg.timeout_s) as tr:
+        for _ in range(cfg.warmup):
+            tr.step(x, target, tcfg.learning_rate)
+        for _ in range(cfg.steps):
+            t0, w0 = time.perf_counter(), time.time()
+            tr.step(x, target, tcfg.learning_rate)
+            times.append(time.perf_counter() - t0)
+            windows.append((w0 * 1e6, time.time() * 1e6))
+        bubble = measured_bubble(windows, k, m)  # before shutdown: killed actors lose events
+    step_s = statistics.median(times)
+    return {"stages": k, "micro": m, "cpus_per_actor": per, "shared": shared,
+            "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s, "bubble": bubble,
+            "ideal_bubble": (k - 1) / (m + k - 1)}
+
+
+def measured_bubble(windows: list, k: int, m: int, wait_s: float = 8.0) -> float | None:
+    """Median over steps of 1 - busy / (K * span) of the stage actors' pipeline calls (Ray
+    task events); None when the events stay incomplete (Ray may drop them under load)."""
+    logging.getLogger("ray._private.state").setLevel(logging.ERROR)
+    cats = {f"task::CellActor.{op}" for op in PIPELINE_OPS}
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)  # task events reach the GCS about once a second
+        events = [e for e in ray.timeline() if e.get("cat") in cats]
+        got = [_bubble(events, w, k, m) for w in windows]
+        if None not in got:
+            return statistics.median(got)
+    return None
+
+
+def _bubble(events: list, window: tuple, k: int, m: int) -> float | None:
+    t0, t1 = window  # microseconds, as the events' ts
+    ev = [e for e in events if t0 <= e["ts"] and e["ts"] + e["dur"] <= t1]
+    if len(ev) != 2 * k * m or len({e["tid"] for e in ev}) != k:
+        return None
+    span = max(e["ts"] + e["dur"] for e in ev) - min(e["ts"] for e in ev)
+    return 1.0 - sum(e["dur"] for e in ev) / (k * span)
+
+
+# ------------------------------------------------------------------ hand-offs
+@ray.remote(num_cpus=0)
+class RelayActor:
+    """Returns what it gets: a stage with no compute."""
+
+    def relay(self, x):
+        return x
+
+
+def hop_overhead(sizes: list[tuple[int, int]], width: int, hops: int) -> list[dict]:
+    """Per (micro, rows): ms per actor-to-actor hand-off of a (rows, width) float32
+    activation, and the driver's ray.put / ray.get of it (medians)."""
+    a, b = RelayActor.remote(), RelayActor.remote()
+    try:
+        return [_hops(a, b, m, rows, width, hops) for m, rows in sizes]
+    finally:
+        ray.kill(a)
+        ray.kill(b)
+
+
+def _hops(a, b, m: int, rows: int, width: int, hops: int) -> dict:
+    x = np.random.default_rng(0).standard_normal((rows, width)).astype(np.float32)
+    chains = []
+    for _ in range(4):  # the first is a warm-up
+        t0, ref = time.perf_counter(), ray.put(x)
+        for i in range(hops):
+            ref = (a if i % 2 == 0 else b).relay.remote(ref)
+        ray.get(ref, timeout=600)
+        chains.append((time.perf_counter() - t0) / hops)
+    puts, gets = [], []
+    for _ in range(20):
+        t0 = time.perf_counter()
+        ref = ray.put(x)
+        t1 = time.perf_counter()
+        ray.get(ref, timeout=600)
+        puts.append(t1 - t0)
+        gets.append(time.perf_counter() - t1)
+    return {"micro": m, "rows": rows, "kib": x.nbytes / 1024,
+            "hop_ms": statistics.median(chains[1:]) * 1e3,
+            "put_ms": statistics.median(puts) * 1e3, "get_ms": statistics.median(gets) * 1e3}
+
+
+# ------------------------------------------------------------------ CPU scaling
+@ray.remote
+def _gemm_seconds(rows: int, width: int, reps: int, threads: int) -> float:
+    from loomdist.threads import set_threads
+    set_threads(threads)
+    rng = np.random.default_rng(0)
+    x, w = (rng.standard_normal(s).astype(np.float32) for s in ((rows, width), (width, width)))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        x @ w
+    return time.perf_counter() - t0
+
+
+def cpu_scaling(cfg: BenchConfig) -> dict:
+    """{K: aggregate speedup of K concurrent single-thread GEMM loops over one}: the most a
+    K-stage pipeline can gain on these CPUs (shared vCPUs, memory bandwidth, SMT)."""
+    rows = max(1, cfg.batch // max(cfg.micro))
+    probe = ray.get(_gemm_seconds.remote(rows, cfg.width, 10, 1), timeout=cfg.timeout_s)
+    reps = max(10, int(10 * cfg.scaling_s / max(probe, 1e-6)))
+    out = {}
+    for k in sorted(set(cfg.stages) | {1}):
+        per, _ = cpus_for(cfg, k)
+        refs = [_gemm_seconds.options(num_cpus=per or 1e-4).remote(rows, cfg.width, reps, 1)
+                for _ in range(k)]
+        out[k] = max(ray.get(refs, timeout=cfg.timeout_s))
+    return {k: k * out[1] / t for k, t in out.items()}
+
+
+# ------------------------------------------------------------------ the sweep
+def run(cfg: BenchConfig, log=print) -> dict:
+    """The whole sweep on the connected Ray; returns the JSON-ready report."""
+    net, scaling = grid_network(cfg), cpu_scaling(cfg)
+    log("cpu scaling (K concurrent GEMM loops): "
+        + ", ".join(f"K={k}: {v:.2f}x" for k, v in scaling.items()))
+    base = measure_point(net, cfg, 1, 1)
+    log(f"baseline: 1 actor, 1 micro-batch: {base['step_ms']:.1f} ms/step")
+    same_m = {m: measure_point(net, cfg, 1, m) for m in cfg.micro} if 1 in cfg.stages else {}
+    points = []
+    for k in cfg.stages:
+        for m in cfg.micro:
+            p = same_m[m] if k == 1 else measure_point(net, cfg, k, m)
+            p["speedup"] = p["samples_per_s"] / base["samples_per_s"]
+            if m in same_m:
+                p["speedup_same_m"] = p["samples_per_s"] / same_m[m]["samples_per_s"]
+                p["efficiency_loss"] = 1.0 - p["speedup_same_m"] / k
+            _add_ceiling([p], scaling)
+            points.append(p)
+            log(_row(p))
+    sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
+    return {"machine": machine_info(), "config": asdict(cfg), "baseline": base,
+            "cpu_scaling": scaling, "points": points,
+            "hops": hop_overhead(sizes, cfg.width, cfg.hops)}
+
+
+def _add_ceiling(points: list, scaling: dict) -> None:
+    for p in points:  # the pipeline gain these CPUs allow: scaling x M / (M + K - 1)
+        p["cpu_scaling"] = scaling[p["stages"]]
+        p["ceiling"] = scaling[p["stages"]] * (1.0 - p["ideal_bubble"])
+
+
+def machine_info() -> dict:
+    from threadpoolctl import threadpool_info
+    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
+                  if ln.startswith("model name")), platform.processor())
+    return {"cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
+            "cpu_model": model, "ray_cpus": ray.cluster_resources().get("CPU"),
+            "ray_version": ray.__version__, "numpy_version": np.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "blas": [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
+                     if i.get("user_api") == "blas"],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------ output
+HEAD = (f"{'K':>2} {'M':>3} {'cpu/act':>8} {'ms/step':>8} {'samples/s':>10} {'x1':>6} "
+        f"{'xK1':>6} {'ceil':>5} {'bubble':>7} {'ideal':>6} {'loss':>6}")
+
+
+def _row(p: dict) -> str:
+    def f(v, spec):
+        return format(v, spec) if v is not None else format("-", spec[:spec.index(".")] + "s")
+    cpu = "shared" if p["cpus_per_actor"] is None else f"{p['cpus_per_actor']:g}"
+    cpu += "*" if p["shared"] and p["cpus_per_actor"] is not None else ""
+    return (f"{p['stages']:>2} {p['micro']:>3} {cpu:>8} {p['step_ms']:>8.1f} "
+            f"{p['samples_per_s']:>10.1f} {f(p.get('speedup'), '>6.2f')} "
+            f"{f(p.get('speedup_same_m'), '>6.2f')} {f(p.get('ceiling'), '>5.2f')} "
+            f"{f(p['bubble'], '>7.3f')} "
+            f"{p['ideal_bubble']:>6.3f} {f(p.get('efficiency_loss'), '>6.3f')}")
+
+
+def table(report: dict) -> str:
+    mach, cfg = report["machine"], report["config"]
+    lines = [f"pipeline sweep: {cfg['cells']} cells x {cfg['layers_per_cell']} dense "
+             f"{cfg['width']}->{cfg['width']}, batch {cfg['batch']}, {cfg['schedule']}, "
+             f"{mach['cores']} cores ({mach['cpu_model']}), ray {mach['ray_version']}",
+             HEAD] + [_row(p) for p in report["points"]]
+    lines += ["(* fewer CPUs than asked: K actors share the cluster)", "",
+              f"{'M':>3} {'rows':>5} {'KiB':>8} {'hop ms':>8} {'put ms':>8} {'get ms':>8}"]
+    lines += [f"{h['micro']:>3} {h['rows']:>5} {h['kib']:>8.1f} {h['hop_ms']:>8.3f} "
+              f"{h['put_ms']:>8.3f} {h['get_ms']:>8.3f}" for h in report["hops"]]
+    return "\n".join(lines)
+
+
+OPTIONS = (("cells", int, "grid cells"), ("layers_per_cell", int, "dense layers per cell"),
+           ("width", int, "features of every layer"), ("batch", int, "mini-batch rows"),
+           ("steps", int, "timed steps per point"), ("warmup", int, "untimed steps per point"),
+           ("hops", int, "hand-offs per per-hop measurement"),
+           ("cpus_per_actor", float, "CPUs per stage actor, 0 = share all evenly"),
+           ("scaling_s", float, "seconds per loop of the CPU-scaling probe"),
+           ("schedule", str, "gpipe or 1f1b"),
+           ("timeout_s", float, "limit of every wait for actors"))
+
+
+def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
+    def ints(s):
+        return tuple(int(v) for v in s.split(",") if v.strip())
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="stages 1,2, micro-batches 4,8, 2 timed steps (fits 2 cores)")
+    ap.add_argument("--stages", type=ints, help="comma list of K (default 1,2,4,8)")
+    ap.add_argument("--micro", type=ints, help="comma list of M (default 4,8,16,32)")
+    for name, kind, text in OPTIONS:
+        ap.add_argument("--" + name.replace("_", "-"), type=kind,
+                        help=f"{text} (default {BenchConfig.__dataclass_fields__[name].default})")
+    ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
+    ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
+    ap.add_argument("--json", help="write the report here")
+    args = ap.parse_args(argv)
+    given = {k: v for k, v in vars(args).items()
+             if v is not None and k in BenchConfig.__dataclass_fields__}
+    try:
+        return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
+    except ConfigError as e:
+        ap.error(str(e))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg, args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = not ray.is_initialized()
+    if started and args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    elif started:
+        ray.init(address="local", num_cpus=args.num_cpus or len(os.sched_getaffinity(0)),
+                 include_dashboard=False, log_to_driver=False)
+    try:
+        print(HEAD, flush=True)
+        report = run(cfg, log=lambda s: print(s, flush=True))
+    finally:
+        if started:
+            ray.shutdown()
+    print("\n" + table(report))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

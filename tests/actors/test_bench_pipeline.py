@@ -1,0 +1,43 @@
+"""jobs/bench_pipeline.py runs a tiny sweep (1 and 2 stages, 2 micro-batches, a 2-cell grid
+of 16-wide layers) on the session's Ray and reports every column it promises."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.ray
+BENCH = Path(__file__).resolve().parents[2] / "jobs" / "bench_pipeline.py"
+
+
+def _bench_module(ray):
+    spec = importlib.util.spec_from_file_location("loomdist_bench_pipeline", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    ray.cloudpickle.register_pickle_by_value(mod)  # workers cannot import jobs/ by name
+    return mod
+
+
+def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
+    bp = _bench_module(ray_session)
+    cfg = bp.BenchConfig(stages=(1, 2), micro=(2,), cells=2, layers_per_cell=1, width=16,
+                         batch=8, steps=1, warmup=1, hops=4, scaling_s=0.02)
+    report = bp.run(cfg, log=lambda _: None)
+    json.dumps(report)  # JSON-ready
+    assert report["machine"]["ray_version"] == ray_session.__version__
+    assert report["machine"]["cores"] >= 1
+    assert [(p["stages"], p["micro"]) for p in report["points"]] == [(1, 2), (2, 2)]
+    one, two = report["points"]
+    assert one["speedup_same_m"] == 1.0 and one["ideal_bubble"] == 0.0
+    assert two["ideal_bubble"] == pytest.approx(1 / 3)
+    for p in report["points"]:
+        assert p["samples_per_s"] > 0 and p["speedup"] > 0 and p["ceiling"] > 0
+        assert p["bubble"] is None or 0.0 <= p["bubble"] < 1.0
+    assert [h["rows"] for h in report["hops"]] == [0, 4]
+    assert all(h["hop_ms"] > 0 and h["put_ms"] > 0 for h in report["hops"])
+    assert "ms/step" in bp.table(report)
