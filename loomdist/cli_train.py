@@ -48,6 +48,8 @@ def ray_options(fn):
                      help="Run every Parallel layer's branches on BranchActors."),
         click.option("--timeout-s", type=float, default=600.0, show_default=True,
                      help="Limit of every wait for Ray actors."),
+        click.option("--max-restarts", type=int, default=3, show_default=True,
+                     help="Actor restarts (from the last checkpoint) before giving up."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -71,7 +73,8 @@ def register(main, console, guard):
     @ray_options
     @training_options
     def train_cmd(config, resume, run_dir, run_id, backend, address, plan, stages,
-                  microbatches, replicas, schedule, branch_actors, timeout_s, **overrides):
+                  microbatches, replicas, schedule, branch_actors, timeout_s, max_restarts,
+                  **overrides):
         """Train the network in CONFIG (TOML or JSON: [network], [data], [training], [run]).
 
         Every training field can be overridden by its option; the run directory gets
@@ -88,7 +91,7 @@ def register(main, console, guard):
         ray_opts = make_ray_options(backend, address=address, plan=plan, stages=stages,
                                     microbatches=microbatches, replicas=replicas,
                                     schedule=schedule, branch_actors=branch_actors,
-                                    timeout_s=timeout_s)
+                                    timeout_s=timeout_s, max_restarts=max_restarts)
         con = console()
         with Progress(console=con, transient=True) as bar:
             task = bar.add_task("training", total=None)

@@ -12,35 +12,55 @@ One mini-batch (B rows), R replicas, M micro-batches, K stages:
 
 Activations and gradients move actor to actor as ObjectRefs; the driver only waits for
 scalars (losses, squared norms) and, when asked, weights.
+
+Faults: every `checkpoint_every` steps the cells write their npz files and the driver
+trainer.json (train.Trainer's fields) and the manifest, last. When an actor dies or a wait
+times out, fit kills every actor, starts new ones, loads the last complete checkpoint (or the
+starting weights) into them and replays from its step (recovery.py), at most max_restarts
+times. Checkpoints are keyed by grid coordinates, so `fit(resume=True)` continues one written
+by any plan, or by train.Trainer, and train.Trainer continues one written here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import shutil
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import (
+    NodeDiedError,
+    ObjectLostError,
+    RayActorError,
+    RayError,
+    WorkerCrashedError,
+)
 
 from .actors.branch import BranchActor
 from .actors.cell import CellActor
 from .actors.transport import RayTransport
 from .errors import CellFailedError, ConfigError
-from .io.checkpoint import MANIFEST, _write
+from .io.checkpoint import (
+    begin_checkpoint,
+    finish_checkpoint,
+    latest_checkpoint,
+    read_trainer_state,
+    verify_checkpoint,
+)
 from .layers import module_of
 from .plan import Plan
+from .recovery import ActorLost, Fault, fresh_state, gave_up
 from .schedule import schedule_by_name
 from .train import _result, epoch_order, fused_softmax
 
 SETTING = "DistributedTrainer(timeout_s=...) / --timeout-s"
+# Errors after which a restart can help (a dead actor, worker, node or object; a wait that
+# ran out); anything else (a bug, bad data) fails at once.
+LOST = (RayActorError, WorkerCrashedError, ObjectLostError, NodeDiedError, TimeoutError)
 
 
 class DistributedTrainer:
@@ -56,31 +76,43 @@ class DistributedTrainer:
         address: Ray address ("auto", "host:port"); None starts a local Ray for this trainer
             unless this process is already connected.
         timeout_s: limit of every wait for actors.
-        run_dir, on_step, on_epoch: as Trainer (checkpoints, progress, validation).
+        run_dir, on_step, on_epoch: as Trainer (checkpoints, progress, validation). Actors
+            write checkpoint files into run_dir, so on a cluster it must be a shared path.
+        max_restarts: how often fit restarts the actors after one died or timed out.
+        fault: a recovery.Fault to inject (tests); its counter goes to run_dir/faults.
     Raises:
-        ConfigError: bad plan, schedule, micro-batch count, unreachable address or too few
-            CPUs, before any actor starts.
+        ConfigError: bad plan, schedule, micro-batch count, max_restarts or fault,
+            unreachable address or too few CPUs, before any actor starts.
     """
 
     def __init__(self, net, config, plan: Plan | None = None, schedule: str = "gpipe",
                  microbatches: int = 1, address: str | None = None, timeout_s: float = 600.0,
-                 run_dir=None, on_step=None, on_epoch=None):
+                 run_dir=None, on_step=None, on_epoch=None, max_restarts: int = 3,
+                 fault: Fault | None = None):
         self.net, self.cfg, self.plan = net, config, plan or Plan.cells(net)
         self.schedule, self.micro = schedule_by_name(schedule), microbatches
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.on_step, self.on_epoch, self.step_no = on_step, on_epoch, 0
-        self.transport = RayTransport(timeout_s, SETTING)
-        self._check(address)
+        self.transport, self.max_restarts = RayTransport(timeout_s, SETTING), max_restarts
+        self.fault = self._check(address, fault)
+        # restart point while no checkpoint exists: the weights the actors start from
+        self._initial, self._restore = {k: w.copy() for k, w in net.parameters()}, None
         self._started = connect(address)
         try:
-            self._start_actors(self._cpus_per_actor())
+            self._per = self._cpus_per_actor()
+            self._start_actors(self._per)
         except BaseException:
             self.shutdown()
             raise
 
     # ------------------------------------------------------------ set-up
-    def _check(self, address) -> None:
+    def _check(self, address, fault):
+        """Validate the settings; returns the fault with its counter directory filled in."""
         self.plan.check(self.net)
+        r = self.max_restarts
+        if isinstance(r, bool) or not isinstance(r, int) or r < 0:
+            raise ConfigError(f"DistributedTrainer: max_restarts must be an integer >= 0 (got "
+                              f"{r!r})")
         m = self.micro
         if isinstance(m, bool) or not isinstance(m, int) or m < 1:
             raise ConfigError(f"DistributedTrainer: microbatches must be an integer >= 1 (got "
@@ -92,6 +124,12 @@ class DistributedTrainer:
                               f"(parallel concat's flat layout), so splitting mini-batches "
                               f"changes results; use microbatches=1 and replicas=1")
         check_address(address)
+        if fault is None or fault.state_dir is not None:
+            return fault
+        if self.run_dir is None:
+            raise ConfigError("DistributedTrainer: a Fault needs a state_dir or a run_dir for "
+                              "its counter file")
+        return replace(fault, state_dir=str(self.run_dir / "faults"))
 
     def _cpus_per_actor(self) -> float:
         have = float(ray.cluster_resources().get("CPU", 0))
@@ -120,12 +158,13 @@ class DistributedTrainer:
                 self.branch_handles += [h for g in branches.values() for h, _ in g]
                 cell = CellActor.options(num_cpus=per).remote(
                     [(i, net.coords(i), net.layers[i]) for i in idx], optim,
-                    loss if s == last else None, branches, self.transport, threads=threads)
+                    loss if s == last else None, branches, self.transport, self.fault,
+                    threads=threads)
                 cells.append(cell)
                 owners.append((cell, rc))
             self.cells.append(cells)
             self.owners.append(owners)
-        self._wait([(c, "ping", ()) for c in self.cells[0]], "actor start")
+        self._wait([(c, "ping", ()) for cells in self.cells for c in cells], "actor start")
 
     def _branches(self, i, per, threads, optim) -> list:
         n = len(self.net.layers[i].spec.branches)
@@ -136,46 +175,68 @@ class DistributedTrainer:
                 for g in groups]
 
     # ------------------------------------------------------------ training
-    def fit(self, x: np.ndarray, targets: np.ndarray):
-        """Train on x (n, features) against targets (n, outputs), as Trainer.fit does."""
+    def fit(self, x: np.ndarray, targets: np.ndarray, resume: bool = False):
+        """Train on x (n, features) against targets (n, outputs), as Trainer.fit does.
+
+        resume: continue from run_dir's last complete checkpoint (written by this class or
+        by train.Trainer, with any plan). A dead or silent actor restarts the actors from
+        the last checkpoint and replays (on_step and on_epoch are called again for the
+        replayed steps and epochs).
+        Raises:
+            CellFailedError: a cell failed for a reason a restart cannot fix, or
+                max_restarts restarts did not get past a failure.
+        """
+        s, restarts = self._start_state(resume), 0
+        while True:
+            try:
+                if s is None:
+                    s = self._restart()
+                return self._fit(x, targets, s)
+            except ActorLost as lost:
+                if restarts >= self.max_restarts:
+                    raise gave_up(lost, restarts) from lost
+                restarts, s = restarts + 1, None
+
+    def _fit(self, x, targets, s: dict):
+        """train.Trainer.fit's loop from state `s` (its trainer.json fields)."""
         n, bs = len(x), self.cfg.batch_size
         per_epoch = -(-n // bs)
-        sched, history, start = self.cfg.schedule(per_epoch), [], time.perf_counter()
-        for epoch in range(self.cfg.epochs):
-            order, t0, loss_sum, norm = epoch_order(n, epoch, self.cfg), time.perf_counter(), \
-                0.0, 0.0
-            for b in range(per_epoch):
+        sched, self.step_no = self.cfg.schedule(per_epoch), s["step"]
+        start = time.perf_counter() - s.get("elapsed", 0.0)
+        for epoch in range(s["epoch"], self.cfg.epochs):
+            order, t0 = epoch_order(n, epoch, self.cfg), time.perf_counter()
+            for b in range(s["batch"], per_epoch):
                 idx = order[b * bs:(b + 1) * bs]
-                loss, norm = self.step(x[idx], targets[idx], sched(self.step_no))
-                loss_sum += loss
+                loss, norm = self.step(x[idx], targets[idx], sched(s["step"]))
+                s.update(step=s["step"] + 1, batch=b + 1, loss_sum=s["loss_sum"] + loss,
+                         grad_norm=norm)
                 if self.on_step:
-                    self.on_step(self.step_no, loss)
-                self._maybe_checkpoint(final=False)
-            record = {"epoch": epoch, "step": self.step_no, "loss": loss_sum / per_epoch,
-                      "lr": sched(self.step_no - 1), "grad_norm": norm,
-                      "time_s": time.perf_counter() - t0}
-            history.append(self._end_epoch(record))
-        self._maybe_checkpoint(final=True)
+                    self.on_step(s["step"], loss)
+                self._maybe_checkpoint(s, start, final=False)
+            self._end_epoch(s, epoch, per_epoch, sched, t0)
+        self._maybe_checkpoint(s, start, final=True)
         self.network()
-        return _result(history, time.perf_counter() - start, n * self.cfg.epochs, self.step_no,
-                       self._metrics)
+        return _result(s["history"], time.perf_counter() - start, n * self.cfg.epochs,
+                       s["step"], s.get("metrics"))
 
-    _metrics = None
-
-    def _end_epoch(self, record: dict) -> dict:
+    def _end_epoch(self, s, epoch, per_epoch, sched, t0) -> None:
+        record = {"epoch": epoch, "step": s["step"], "loss": s["loss_sum"] / per_epoch,
+                  "lr": sched(s["step"] - 1), "grad_norm": s.get("grad_norm", 0.0),
+                  "time_s": time.perf_counter() - t0}
         if self.on_epoch:
             self.network()
             extra = self.on_epoch(record) or {}
-            self._metrics = extra.pop("_metrics", self._metrics)
+            s["metrics"] = extra.pop("_metrics", s.get("metrics"))
             record.update(extra)
-        return record
+        s["history"].append(record)
+        s.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
 
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, float]:
         """One mini-batch: pipeline every replica, combine, clip, update. (loss, norm)."""
         self.step_no += 1
         self._calls = []
         x, target = np.asarray(x, np.float32), np.asarray(target, np.float32)
-        self._submit_all("begin_step")
+        self._submit_all("begin_step", self.step_no)
         rows = [r for r in np.array_split(np.arange(len(x)), self.plan.replicas) if len(r)]
         losses = [ref for r, part in enumerate(rows)
                   for ref in self._pipeline(self.cells[r], x, target, part, len(x))]
@@ -240,19 +301,29 @@ class DistributedTrainer:
     def _wait_refs(self, refs, what):
         try:
             return self.transport.get(refs, what)
+        except TimeoutError as e:
+            raise self._timeout(e) from e
         except RayError as e:
             raise self._failure(e) from e
 
     def _failure(self, err) -> CellFailedError:
-        """The first failed call in submission order (upstream of the others) names the cell."""
+        """The first failed call in submission order (upstream of the others) names the cell;
+        ActorLost (recoverable) when an actor, worker, node or object was lost."""
         for ref, (r, c) in getattr(self, "_calls", []):
             ready, _ = ray.wait([ref], timeout=0)
             if ready:
                 try:
                     ray.get(ref, timeout=0)
                 except RayError as e:
-                    return CellFailedError(r, c, self.step_no, _cause(e))
-        return CellFailedError(-1, -1, self.step_no, _cause(err))
+                    return _failed(r, c, self.step_no, e)
+        return _failed(-1, -1, self.step_no, err)
+
+    def _timeout(self, err: TimeoutError) -> ActorLost:
+        """The first call in submission order without a result names the cell."""
+        for ref, (r, c) in getattr(self, "_calls", []):
+            if not ray.wait([ref], timeout=0)[0]:
+                return ActorLost(r, c, self.step_no, str(err))
+        return ActorLost(-1, -1, self.step_no, str(err))
 
     # --------------------------------------------------- weights, checkpoints
     def network(self):
@@ -273,40 +344,65 @@ class DistributedTrainer:
             out.update(g)
         return out
 
-    def _maybe_checkpoint(self, final: bool) -> None:
+    def _maybe_checkpoint(self, s: dict, start: float, final: bool) -> None:
         every = self.cfg.checkpoint_every
-        if self.run_dir is None or not (final or (every and self.step_no % every == 0)):
+        if self.run_dir is None or not (final or (every and s["step"] % every == 0)):
             return
-        self.checkpoint()
+        state = {k: v for k, v in s.items() if k != "metrics"}
+        state["elapsed"] = time.perf_counter() - start
+        self.checkpoint(state)
 
-    def checkpoint(self) -> Path:
+    def checkpoint(self, state: dict | None = None) -> Path:
         """Checkpoint in io.checkpoint's format: cells write their npz files, the driver
-        writes trainer.json and the manifest last, then renames into place."""
-        base = self.run_dir / "checkpoints"
-        base.mkdir(parents=True, exist_ok=True)
-        tmp, final = base / f".tmp-{self.step_no:08d}", base / f"{self.step_no:08d}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
+        writes trainer.json (`state`, train.Trainer's fields, plus optimizer_t) and the
+        manifest last, then renames into place. Returns the checkpoint directory."""
+        tmp, final = begin_checkpoint(self.run_dir, self.step_no)
         self._calls = []
-        files: dict = {}
-        for d in self._wait_refs([self._call(c, "checkpoint", str(tmp), self.step_no)
-                                  for c in self.cells[0]], "checkpoint"):
-            files.update(d)
-        state = json.dumps({"step": self.step_no, "optimizer_t": self.step_no}).encode()
-        _write(tmp / "trainer.json", state)
-        files["trainer.json"] = hashlib.sha256(state).hexdigest()
-        _write(tmp / MANIFEST, json.dumps({"step": self.step_no, "files": files}).encode())
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        return final
+        files, ts = {}, []
+        for digests, t in self._wait_refs([self._call(c, "checkpoint", str(tmp))
+                                           for c in self.cells[0]], "checkpoint"):
+            files.update(digests)
+            ts.append(t)
+        state = dict(state or {"step": self.step_no}, optimizer_t=ts[0])
+        self._restore = finish_checkpoint(tmp, final, self.step_no, files, state)
+        return self._restore
 
-    def shutdown(self) -> None:
-        """Kill this trainer's actors; stop Ray if this trainer started it."""
+    # ------------------------------------------------------------ recovery
+    def _start_state(self, resume: bool) -> dict:
+        """trainer.json's state to start fit from: run_dir's last checkpoint, loaded into the
+        actors, when resuming and one exists; else step 0."""
+        self._restore = None
+        path = latest_checkpoint(self.run_dir) if resume and self.run_dir else None
+        return self._load(path) if path is not None else fresh_state()
+
+    def _load(self, path: Path) -> dict:
+        """Load checkpoint `path` into every actor (all replicas); returns its trainer state."""
+        verify_checkpoint(path)
+        state = read_trainer_state(path)
+        t = state.pop("optimizer_t", state["step"])
+        self._wait([(c, "load", (str(path), t)) for cells in self.cells for c in cells],
+                   "checkpoint load")
+        self._restore = path
+        return state
+
+    def _restart(self) -> dict:
+        """New actors from the last checkpoint of this fit (or the starting weights)."""
+        self._kill_actors()
+        if self._restore is None:
+            for key, w in self._initial.items():
+                self.net.param(key)[...] = w
+        self._start_actors(self._per)
+        return self._load(self._restore) if self._restore is not None else fresh_state()
+
+    def _kill_actors(self) -> None:
         for h in [c for cells in getattr(self, "cells", []) for c in cells] + \
                 getattr(self, "branch_handles", []):
             ray.kill(h)
         self.cells, self.owners, self.branch_handles = [], [], []
+
+    def shutdown(self) -> None:
+        """Kill this trainer's actors; stop Ray if this trainer started it."""
+        self._kill_actors()
         if getattr(self, "_started", False):
             ray.shutdown()
             self._started = False
@@ -331,6 +427,7 @@ class RayOptions:
     schedule: str = "gpipe"      # "gpipe" | "1f1b"
     branch_actors: bool = False  # every Parallel layer's branches on BranchActors
     timeout_s: float = 600.0     # limit of every wait for actors
+    max_restarts: int = 3        # actor restarts (from the last checkpoint) before giving up
 
     def make_plan(self, net) -> Plan:
         from .plan import grid_cells, parallel_layers
@@ -345,7 +442,8 @@ class RayOptions:
     def trainer(self, net, config, **kw) -> DistributedTrainer:
         """A DistributedTrainer for `net` with these settings (kw: run_dir, on_step, ...)."""
         return DistributedTrainer(net, config, self.make_plan(net), self.schedule,
-                                  self.microbatches, self.address, self.timeout_s, **kw)
+                                  self.microbatches, self.address, self.timeout_s,
+                                  max_restarts=self.max_restarts, **kw)
 
 
 def check_address(address) -> None:
@@ -377,6 +475,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
                           f"({e}); start one (ray start --head) or omit the address for a "
                           f"local Ray") from e
     return True
+
+
+def _failed(row, col, step, err) -> CellFailedError:
+    lost = isinstance(err, LOST) or isinstance(getattr(err, "cause", None), LOST)
+    return (ActorLost if lost else CellFailedError)(row, col, step, _cause(err))
 
 
 def _cause(err) -> str:

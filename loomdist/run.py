@@ -169,11 +169,8 @@ def run_training(cfg: RunConfig, resume: bool = False, on_step=None,
 
 
 def _fit_on_ray(options, net, cfg, train, outputs, resume, kw):
-    if resume:
-        raise ConfigError("train: --resume is not supported with --backend ray yet; resume "
-                          "with --backend local")
     with options.trainer(net, cfg.training, **kw) as trainer:
-        return trainer.fit(train.x, train.targets(outputs))
+        return trainer.fit(train.x, train.targets(outputs), resume=resume)
 
 
 __all__ = ["RunConfig", "RunResult", "run_training", "build_network", "load_split",

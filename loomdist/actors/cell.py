@@ -13,13 +13,11 @@ passes between pipeline stages.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import ray
 
 from ..engine import walk_backward, walk_forward
-from ..io.checkpoint import _npz_bytes, _write
+from ..io.checkpoint import read_cell, write_cell
 from ..layers import parallel
 from ..losses import fused_softmax_ce, loss_and_grad
 from ..network import Layer
@@ -51,8 +49,9 @@ class ParamOwner:
         return {(r, c, lay, pre + name): g for (r, c, lay, pre), slot in self.owned
                 for name, g in slot.grads.items()}
 
-    def begin_step(self) -> None:
-        """Drop the gradients and stashes of the previous mini-batch."""
+    def begin_step(self, step: int = 0) -> None:
+        """Drop the gradients and stashes of the previous mini-batch (`step` is the one
+        beginning, 1-based; fault injection keys on it)."""
         for _, slot in self.owned:
             slot.grads = {}
         self.stash = {}
@@ -83,6 +82,19 @@ class ParamOwner:
         """Returns once every call submitted before it has run (actor calls run in order)."""
         return True
 
+    def load(self, directory: str, optimizer_t: int) -> None:
+        """Replace parameters, optimizer slots and step count with those of the checkpoint
+        in `directory` (read by grid coordinates, so any plan can load any checkpoint)."""
+        params, by_cell, slots = dict(self.params()), {}, {}
+        for r, c, lay, name in params:
+            by_cell.setdefault((r, c), []).append((lay, name))
+        for rc, entries in by_cell.items():
+            for (lay, name), (w, s) in read_cell(directory, rc, entries).items():
+                params[(*rc, lay, name)][...] = w
+                if s:
+                    slots[(*rc, lay, name)] = s
+        self.opt.state = {"t": int(optimizer_t), "slots": slots}
+
     def set_weights(self, weights: dict) -> None:
         for key, w in self.params():
             if key in weights:
@@ -100,10 +112,12 @@ class Cell(ParamOwner):
         branches: {flat index: [(BranchActor handle, branch indices), ...]} for fanned-out
             Parallel layers of this stage.
         transport: how to reach branch actors (LocalTransport when they are plain objects).
+        fault: a recovery.Fault (tests: exit as a chosen step begins), or None.
     """
 
-    def __init__(self, entries, optim, loss=None, branches=None, transport=None):
+    def __init__(self, entries, optim, loss=None, branches=None, transport=None, fault=None):
         branches = branches or {}
+        self.fault = fault
         self.transport = transport or LocalTransport()
         self.loss, self.pieces, self.owned, self.stash, self.seed = loss, [], [], {}, {}
         for i, rcl, slot in entries:
@@ -185,10 +199,12 @@ class Cell(ParamOwner):
     # ------------------------------------------- step bookkeeping, fanned out
     # The driver talks to cells only; a cell forwards these to its branch actors, so they
     # run after the branch calls of its passes (Ray orders calls per caller, not globally).
-    def begin_step(self) -> None:
-        super().begin_step()
+    def begin_step(self, step: int = 0) -> None:
+        if self.fault is not None:
+            self.fault.trigger(self.cells, step)
+        super().begin_step(step)
         self.seed = {}
-        self._fan("begin_step")
+        self._fan("begin_step", step)
 
     def grads(self) -> dict:
         out = super().grads()
@@ -217,22 +233,22 @@ class Cell(ParamOwner):
             out.update(got)
         return out
 
-    def checkpoint(self, directory: str, step: int) -> dict:
+    def checkpoint(self, directory: str) -> tuple[dict, int]:
         """Write cell_<r>_<c>.npz (parameters + optimizer slots) for this stage's cells into
-        `directory` (the driver's temporary checkpoint dir); returns {file: sha256}."""
-        from pathlib import Path
-        arrays: dict = {rc: {} for rc in self.cells}
-        for (r, c, lay, name), (w, slots) in self.full_state().items():
-            arrays[(r, c)][f"{lay}/{name}"] = w
-            for k, s in enumerate(slots):
-                arrays[(r, c)][f"{lay}/{name}/slot{k}"] = s
-        digests = {}
-        for (r, c), arrs in arrays.items():
-            if arrs:
-                data = _npz_bytes(arrs)
-                _write(Path(directory) / f"cell_{r}_{c}.npz", data)
-                digests[f"cell_{r}_{c}.npz"] = hashlib.sha256(data).hexdigest()
-        return digests
+        `directory` (the driver's temporary checkpoint dir).
+
+        Returns ({file: sha256}, optimizer step count)."""
+        state: dict = {rc: {} for rc in self.cells}
+        for (r, c, lay, name), value in self.full_state().items():
+            state[(r, c)][(lay, name)] = value
+        digests: dict = {}
+        for rc, cell in state.items():
+            digests.update(write_cell(directory, rc, cell))
+        return digests, self.opt.state["t"]
+
+    def load(self, directory: str, optimizer_t: int) -> None:
+        super().load(directory, optimizer_t)
+        self._fan("load", directory, optimizer_t)
 
 
 def _sum(arrays: list) -> np.ndarray:
