@@ -17,6 +17,7 @@ class RunLog:
     def __init__(self, run_dir: Path, run_id: str, net, test: Dataset, cfg: TrainingConfig):
         self.dir, self.run, self.net, self.test, self.cfg = run_dir, run_id, net, test, cfg
         self.rows: list = []
+        self.evaluated: dict = {}  # epoch -> validation extras (a replay reuses them)
         self.last_accuracy: float | None = None
         self.last_score = 0.0
 
@@ -25,7 +26,11 @@ class RunLog:
         epoch, every = record["epoch"], self.cfg.evaluate_every_n
         last = epoch + 1 == self.cfg.epochs
         extra: dict = {}
-        if last or (every and (epoch + 1) % every == 0):
+        # a Ray restart replays steps: an epoch already logged is replaced, not duplicated
+        self.rows = [r for r in self.rows if r["epoch"] != epoch]
+        if epoch in self.evaluated:
+            extra = dict(self.evaluated[epoch])
+        elif last or (every and (epoch + 1) % every == 0):
             metrics, acc = evaluate(self.net, self.test)
             step = int(record["step"])
             tables.append_parquet(self.dir / "predictions.parquet",
@@ -34,6 +39,7 @@ class RunLog:
                                   tables.buckets_table(metrics, self.run, epoch, step))
             self.last_accuracy, self.last_score = acc, metrics.score
             extra = {"val_score": metrics.score, "val_accuracy": acc, "_metrics": metrics}
+            self.evaluated[epoch] = dict(extra)
         self.rows.append({**record, **{k: v for k, v in extra.items() if k[0] != "_"}})
         tables.write_parquet(self.dir / "history.parquet",
                              tables.history_table(self.rows, self.run))
