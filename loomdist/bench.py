@@ -123,16 +123,15 @@ def bench_loomdist(cfg: BenchConfig, repeats: int, warmup: int) -> BenchResult:
 def run(configs: list[BenchConfig], vs_torch: bool = False, repeats: int = 5, warmup: int = 2,
         threads: int | None = None, progress=None) -> dict:
     """Benchmark each config; returns a JSON-ready dict with environment and results."""
+    from .bench_torch import bench_torch, has_twin
     n = set_threads(threads)
-    results = []
-    for cfg in configs:
-        r = bench_loomdist(cfg, repeats, warmup)
-        from .bench_torch import has_twin
+    # every loomdist config first, then torch: torch's OpenMP threads keep spinning after its
+    # calls and would steal the cores from the next loomdist measurement
+    results = [bench_loomdist(cfg, repeats, warmup) for cfg in configs]
+    for cfg, r in zip(configs, results):
         if vs_torch and has_twin(cfg):
-            from .bench_torch import bench_torch
             r.torch_forward_ms, r.torch_fwd_bwd_ms = bench_torch(cfg, repeats, warmup, n)
             r.ratio_fwd_bwd = r.fwd_bwd_ms / r.torch_fwd_bwd_ms
-        results.append(r)
         if progress:
             progress(r)
     return {"benchmark": "layers", "threads": n, "repeats": repeats, "warmup": warmup,

@@ -58,8 +58,8 @@ def forward(spec: Spec, params: dict, x: np.ndarray):
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     """dy: (batch, out) -> dx: (batch, in), grads {kernel, biases}."""
     x, z, y = cache
-    dz = ew.act_backward(z, y, dy, spec.activation)
-    grads = {"kernel": x.T @ dz, "biases": dz.sum(axis=0)}
+    dz, db = ew.act_backward_bias(z, y, dy, spec.activation)
+    grads = {"kernel": x.T @ dz, "biases": db}
     return dz @ params["kernel"].T, grads
 
 

@@ -18,7 +18,7 @@ def exp32(v):
     # float32 exp without SVML, so LLVM can vectorise it: 2^k * p(r), r = v - k*ln2
     # (Cephes expf polynomial, <= 1 ulp on the clamped range)
     v = min(max(v, np.float32(-87.0)), np.float32(88.0))
-    k = math.floor(v * np.float32(1.44269504) + np.float32(0.5))
+    k = np.floor(v * np.float32(1.44269504) + np.float32(0.5))  # float: stays in SIMD
     r = v - k * np.float32(0.693359375) + k * np.float32(2.12194440e-4)
     p = np.float32(1.9875691500e-4)
     p = p * r + np.float32(1.3981999507e-3)
@@ -41,5 +41,10 @@ def fexp(v):
 @overload(fexp, inline="always", jit_options={"fastmath": FM})
 def _fexp_jit(v):
     if isinstance(v, numba.types.Float) and v.bitwidth == 32:
-        return lambda v: exp32(v)
-    return lambda v: math.exp(v)
+        def fast(v):
+            return exp32(v)
+        return fast
+
+    def exact(v):
+        return math.exp(v)
+    return exact
