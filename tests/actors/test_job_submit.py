@@ -63,13 +63,25 @@ def head():
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def _submit(cmd, env, seconds: float = 90.0):
+    """Submit, retrying while the head's job agent is still starting (Ray answers "No
+    available agent to submit job, please try again later" for a while after `ray start`)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=480)
+        busy = "No available agent" in res.stdout + res.stderr
+        if res.returncode == 0 or not busy or time.monotonic() > deadline:
+            return res
+        time.sleep(3)
+
+
 def test_job_submit_writes_the_run_directory(head, tmp_path):
     url, env = head
     runs = tmp_path / "runs"
     cmd = [str(BIN / "ray"), "job", "submit", "--address", url, "--working-dir", str(REPO),
            "--", "python", "jobs/train.py", "examples/digits.toml", "--run-dir", str(runs),
            "--run-id", "job", "--epochs", "1", "--microbatches", "2", "--schedule", "1f1b"]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=480)
+    res = _submit(cmd, env)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "succeeded" in res.stdout + res.stderr and "run directory" in res.stdout
     for name in ("config.json", "history.parquet", "predictions.parquet", "model.json"):
