@@ -84,13 +84,15 @@ def check_fits(data: Dataset, in_features: int | None, outputs: int) -> None:
     """Raise DataError when the data does not fit the network (before training starts)."""
     if in_features is not None and data.x.shape[1] != in_features:
         raise DataError(f"{data.name}: samples have {data.x.shape[1]} features, the network's "
-                        f"first layer expects {in_features}")
+                        f"first layer expects {in_features}; reshape the data or fix the "
+                        f"first layer's input size")
     if data.is_classification and int(data.y.max()) >= outputs:
         raise DataError(f"{data.name}: label {int(data.y.max())} is out of range for a network "
-                        f"with {outputs} outputs (labels must be 0..{outputs - 1})")
+                        f"with {outputs} outputs (labels must be 0..{outputs - 1}); check the "
+                        f"label column or widen the output layer")
     if not data.is_classification and data.y.shape[1] != outputs:
         raise DataError(f"{data.name}: targets have {data.y.shape[1]} values per sample, the "
-                        f"network outputs {outputs}")
+                        f"network outputs {outputs}; make them match")
 
 
 def load_data(source, label: str = "label", name: str | None = None) -> Dataset:

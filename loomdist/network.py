@@ -1,7 +1,8 @@
 """The grid: placement of layers in rows x cols x layers-per-cell, forward/backward in grid order.
 
 Layer index i = row*cols*lpc + col*lpc + layer (LOOM). Forward runs in index order, backward in
-reverse. LOOM's implicit residual bookkeeping (a layer module's `RESIDUAL`) is reproduced here:
+reverse. LOOM's implicit residual bookkeeping (a layer module's `RESIDUAL`, carried out by
+engine.py's walks):
 
     "store_input"  (rms_norm):      residual := layer input
     "post_add"     (mha, swiglu):   y += residual (same shape); residual := y
@@ -202,6 +203,25 @@ class Network(Introspectable):
     def activations(self) -> list[np.ndarray]:
         """[input, output of layer 0, ...] of the last forward, each flat (LOOM's layout)."""
         return [a.reshape(-1) for a in self._activations]
+
+    def layer_input(self, i: int) -> np.ndarray:
+        """The batched input layer i received in the last forward (after residual adds)."""
+        return self._activations[i]
+
+    def in_features(self) -> int | None:
+        """Per-sample input size the first layer declares (None when it accepts several)."""
+        slot = self.layers[0]
+        hook = getattr(slot.module, "in_features", None) if slot is not None else None
+        return hook(slot.spec) if hook else None
+
+    def out_features(self, in_features: int) -> int:
+        """Per-sample output size for `in_features` inputs; ShapeError when they do not fit."""
+        n = in_features
+        for i, slot in enumerate(self.layers):
+            if slot is None:
+                raise ConfigError(f"{self._where(i, slot)}: no layer is set here")
+            n = slot.spec.out_features(n, self._where(i, slot))
+        return n
 
     def kernel_gradients(self) -> list:
         """LOOM's KernelGradients(): per layer, the flat kernel gradient or None."""

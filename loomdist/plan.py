@@ -100,7 +100,7 @@ class Plan:
 
     def _check_branch_layer(self, net, i) -> None:
         ok = isinstance(i, int) and 0 <= i < net.total_layers and net.layers[i] is not None
-        if not ok or net.layers[i].spec.kind != "parallel":
+        if not ok or not hasattr(net.layers[i].module, "combine"):
             kind = net.layers[i].spec.kind if ok else "no layer"
             raise ConfigError(f"Plan: branch_actors index {i!r} is not a Parallel layer "
                               f"({kind}); use flat indices of parallel layers, e.g. "
@@ -127,15 +127,14 @@ def grid_cells(net) -> list[tuple[int, int]]:
 
 def parallel_layers(net) -> list[int]:
     """Flat indices of the Parallel layers of `net` (candidates for branch actors)."""
-    return [i for i, s in enumerate(net.layers) if s is not None and s.spec.kind == "parallel"]
+    return [i for i, s in enumerate(net.layers) if s is not None and hasattr(s.module, "combine")]
 
 
 def measure_cell_costs(net, batch: int = 8, repeats: int = 3, seed: int = 0) -> list[float]:
     """Median seconds of forward+backward per cell on random input (batch, in_features)."""
     from .engine import walk_backward, walk_forward
-    from .run import in_features_of
     rng = np.random.default_rng(seed)
-    n_in = in_features_of(net)
+    n_in = net.in_features()
     if n_in is None:
         raise ConfigError("measure_cell_costs: the first layer does not declare its input size; "
                           "pass cost= per cell to Plan.balanced")

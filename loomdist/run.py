@@ -42,7 +42,8 @@ class RunConfig:
         """Read TOML or JSON; `overrides` replace training fields (CLI options)."""
         p = Path(path)
         if not p.is_file():
-            raise ConfigError(f"train: no config file at {p}")
+            raise ConfigError(f"train: no config file at {p}; pass the path of a .toml or "
+                              f".json config (see examples/digits.toml)")
         text = p.read_text()
         try:
             if p.suffix == ".toml":
@@ -54,7 +55,7 @@ class RunConfig:
             else:
                 raw = json.loads(text)
         except ValueError as e:
-            raise ConfigError(f"{p}: cannot parse ({e})") from e
+            raise ConfigError(f"{p}: cannot parse ({e}); fix the file's syntax") from e
         return cls.from_dict(raw, overrides, base=p.parent)
 
     @classmethod
@@ -109,24 +110,6 @@ def load_split(data: dict) -> tuple[Dataset, Dataset]:
     return train.split(float(data.get("test_fraction", 0.2)), int(data.get("split_seed", 0)))
 
 
-def in_features_of(net) -> int | None:
-    """Per-sample input size the first layer needs, when the layer kind declares it."""
-    spec = net.layers[0].spec
-    for attr in ("input_height",):
-        if spec.kind == "dense":
-            return getattr(spec, attr)
-    if spec.kind == "conv2d":
-        return spec.input_channels * spec.input_height * spec.input_width
-    return None
-
-
-def out_features_of(net, in_features: int) -> int:
-    n = in_features
-    for i, slot in enumerate(net.layers):
-        n = slot.spec.out_features(n, f"layer {net.coords(i)}")
-    return n
-
-
 @dataclass
 class RunResult:
     run_dir: Path
@@ -145,9 +128,9 @@ def run_training(cfg: RunConfig, resume: bool = False, on_step=None,
     t0 = time.perf_counter()
     net = build_network(cfg.network)
     train, test = load_split(cfg.data)
-    outputs = out_features_of(net, train.x.shape[1])
-    check_fits(train, in_features_of(net), outputs)
-    check_fits(test, in_features_of(net), outputs)
+    outputs = net.out_features(train.x.shape[1])
+    check_fits(train, net.in_features(), outputs)
+    check_fits(test, net.in_features(), outputs)
     run_id = cfg.run_id or time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(cfg.run_dir) / run_id
     if run_dir.exists() and not resume and any(run_dir.iterdir()):

@@ -23,10 +23,8 @@ def fused_softmax(net, cfg: TrainingConfig):
     last = net.layers[-1]
     if not (cfg.fuse_softmax_ce and cfg.loss_type == "cross_entropy" and last is not None):
         return None
-    spec = last.spec
-    if spec.kind != "softmax" or spec.variant not in ("standard", "temperature", "grid"):
-        return None
-    return spec.effective_temperature, (spec.cols if spec.variant == "grid" else None)
+    hook = getattr(last.module, "ce_fusion", None)
+    return hook(last.spec) if hook else None
 
 
 def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
@@ -35,7 +33,7 @@ def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
     fused = fused_softmax(net, cfg)
     net.zero_grad()
     if fused is not None:
-        logits = net._activations[-2]
+        logits = net.layer_input(len(net.layers) - 1)
         t, cols = fused
         loss, _, dz = fused_softmax_ce(logits, np.asarray(target).reshape(logits.shape), t,
                                        cols or logits.shape[-1])

@@ -132,3 +132,16 @@ def test_network_gradients_match_finite_differences():
     for key, arr in list(net.parameters()):
         np.testing.assert_allclose(net.grad(key), numeric_grad(loss, arr), atol=1e-7,
                                    err_msg=str(key))
+
+
+def test_declared_input_and_output_sizes():
+    from loomdist.layers import conv2d, parallel, rms_norm
+    net = loomdist.Network(0, 1, 1, 2)
+    net.set_layer(0, 0, 0, conv2d.Spec(4, 4, 2, 3, 3, 1, 1), rng=0)
+    net.set_layer(0, 0, 1, dense.Spec(48, 5), rng=0)
+    assert net.in_features() == 32 and net.out_features(32) == 5
+    with pytest.raises(ShapeError, match="expects 32"):
+        net.out_features(31)
+    free = loomdist.Network(0, 1, 1, 1)
+    free.set_layer(0, 0, 0, parallel.Spec((rms_norm.Spec(4), dense.Spec(8, 8)), "concat"))
+    assert free.in_features() == 8  # the dense branch decides

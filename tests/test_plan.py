@@ -97,7 +97,7 @@ def test_bad_plans_against_the_network(plan, match):
 def test_costs_need_a_declared_input_size():
     net = loomdist.Network(0, 1, 2, 1)
     for i in range(2):
-        net.set_layer(0, i, 0, LAYERS["layer_norm"].Spec(4), rng=i)
+        net.set_layer(0, i, 0, LAYERS["rms_norm"].Spec(4), rng=i)
     with pytest.raises(ConfigError, match="pass cost= per cell"):
         measure_cell_costs(net)
     assert np.isfinite(Plan.balanced(net, 2, cost=[1, 2]).replicas)

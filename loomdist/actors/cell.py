@@ -95,10 +95,6 @@ class ParamOwner:
                     slots[(*rc, lay, name)] = s
         self.opt.state = {"t": int(optimizer_t), "slots": slots}
 
-    def set_weights(self, weights: dict) -> None:
-        for key, w in self.params():
-            if key in weights:
-                w[...] = weights[key]
 
 
 class Cell(ParamOwner):

@@ -66,6 +66,11 @@ class Spec:
         return self.filters * self.output_height * self.output_width
 
 
+def in_features(spec: Spec) -> int:
+    """Per-sample input size this layer needs (C*H*W)."""
+    return spec.input_channels * spec.input_height * spec.input_width
+
+
 def param_shapes(spec: Spec) -> dict:
     k = spec.kernel_size
     return {"kernel": (spec.filters, spec.input_channels, k, k), "conv_bias": (spec.filters,)}

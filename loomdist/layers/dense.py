@@ -37,6 +37,11 @@ class Spec:
         return self.output_height
 
 
+def in_features(spec: Spec) -> int:
+    """Per-sample input size this layer needs."""
+    return spec.input_height
+
+
 def param_shapes(spec: Spec) -> dict:
     return {"kernel": (spec.input_height, spec.output_height), "biases": (spec.output_height,)}
 

@@ -58,6 +58,11 @@ class Spec:
         return self.norm_size
 
 
+def in_features(spec: Spec) -> int:
+    """Per-sample input size this layer needs."""
+    return spec.norm_size
+
+
 def param_shapes(spec: Spec) -> dict:
     return {"gamma": (spec.norm_size,), "beta": (spec.norm_size,)}
 

@@ -41,6 +41,11 @@ class Spec:
         return sequence_length(self, in_features, where) * self.hidden_size
 
 
+def in_features(spec: Spec) -> int | None:
+    """Per-sample input size when seq_length is set (None: any whole number of steps)."""
+    return spec.seq_length * spec.input_size or None
+
+
 def param_shapes(spec: Spec) -> dict:
     i, h = spec.input_size, spec.hidden_size
     return {**{k: (h, i) for k in _IH}, **{k: (h, h) for k in _HH}, **{k: (h,) for k in _B}}

@@ -62,6 +62,11 @@ class Spec:
         return in_features
 
 
+def in_features(spec: Spec) -> int | None:
+    """Per-sample input size when seq_length is set (None: any whole number of steps)."""
+    return spec.seq_length * spec.d_model or None
+
+
 def param_shapes(spec: Spec) -> dict:
     d = spec.d_model
     return {**{k: (d, d) for k in _MATRICES}, **{k: (d,) for k in _BIASES}}

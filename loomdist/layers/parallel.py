@@ -101,6 +101,15 @@ def _sub(params: dict, i: int) -> dict:
     return {k[len(p):]: v for k, v in params.items() if k.startswith(p)}
 
 
+def in_features(spec: Spec) -> int | None:
+    """The first branch that declares its input size decides (all branches share the input)."""
+    for b in spec.branches:
+        n = getattr(_module(b), "in_features", lambda s: None)(b)
+        if n is not None:
+            return n
+    return None
+
+
 def param_shapes(spec: Spec) -> dict:
     return {_prefix(i) + k: s for i, b in enumerate(spec.branches)
             for k, s in _module(b).param_shapes(b).items()}

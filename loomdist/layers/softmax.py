@@ -99,6 +99,14 @@ def _f32(v) -> float:
     return float(np.float32(v))
 
 
+def ce_fusion(spec: Spec):
+    """(temperature, group size or None) when cross-entropy can be taken straight from this
+    layer's logits (standard, temperature, grid), else None."""
+    if spec.variant not in ("standard", "temperature", "grid"):
+        return None
+    return spec.effective_temperature, (spec.cols if spec.variant == "grid" else None)
+
+
 def loom_gradients(spec: Spec, grads: dict):
     return None, None
 
