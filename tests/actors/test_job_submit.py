@@ -43,12 +43,19 @@ def _wait_for_port(port: int, seconds: float) -> None:
 def head():
     """A Ray head (2 CPUs, dashboard for the job server, token auth); yields (url, env)."""
     port, dash = _free_port(), _free_port()
+    # The session's own Ray (tests/actors/conftest.py) already holds the default agent ports:
+    # give this head free ones, or its job agent never starts ("No available agent").
+    agent_ports = [f"--dashboard-agent-listen-port={_free_port()}",
+                   f"--dashboard-agent-grpc-port={_free_port()}",
+                   f"--runtime-env-agent-port={_free_port()}",
+                   f"--metrics-export-port={_free_port()}",
+                   f"--ray-client-server-port={_free_port()}"]
     temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Unix socket paths <= 107 chars
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
     proc = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
-         "--disable-usage-stats", "--block", f"--temp-dir={temp}"],
+         "--disable-usage-stats", "--block", f"--temp-dir={temp}", *agent_ports],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(dash, 120)
