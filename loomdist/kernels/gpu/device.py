@@ -1,0 +1,89 @@
+"""The process-wide wgpu device: adapter choice, raised limits, size checks, pipeline cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import wgpu
+
+from loomdist.errors import ConfigError
+
+SHADER_DIR = Path(__file__).parent
+# Limits raised from the WebGPU defaults to whatever the adapter allows.
+RAISED_LIMITS = (
+    "max-storage-buffer-binding-size",
+    "max-buffer-size",
+    "max-storage-buffers-per-shader-stage",
+)
+
+
+@dataclass
+class Device:
+    """A wgpu device with its granted limits and a pipeline cache.
+
+    `pipelines` maps (shader name, sorted constants) to a compiled compute pipeline; shader
+    modules are cached by name.
+    """
+
+    raw: wgpu.GPUDevice
+    adapter_name: str
+    limits: dict[str, int]
+    pipelines: dict = field(default_factory=dict)
+    modules: dict = field(default_factory=dict)
+
+    def check_size(self, nbytes: int, where: str) -> None:
+        """Raise ConfigError when a buffer of `nbytes` cannot be bound as storage here."""
+        for name in ("max-storage-buffer-binding-size", "max-buffer-size"):
+            limit = self.limits[name]
+            if nbytes > limit:
+                raise ConfigError(
+                    f"{where}: buffer too large for the adapter ({nbytes} bytes > "
+                    f"{name} = {limit} on {self.adapter_name}); split the operand or use "
+                    "the CPU backend"
+                )
+
+    def pipeline(self, shader: str, constants: dict | None = None) -> wgpu.GPUComputePipeline:
+        """Compile `<shader>.wgsl` (entry point `main`) with override `constants`, once."""
+        key = (shader, tuple(sorted((constants or {}).items())))
+        if key not in self.pipelines:
+            self.pipelines[key] = self.raw.create_compute_pipeline(
+                layout="auto",
+                compute={
+                    "module": self._module(shader), "entry_point": "main",
+                    "constants": dict(key[1]),
+                },
+            )
+        return self.pipelines[key]
+
+    def _module(self, shader: str) -> wgpu.GPUShaderModule:
+        if shader not in self.modules:
+            code = (SHADER_DIR / f"{shader}.wgsl").read_text()
+            self.modules[shader] = self.raw.create_shader_module(label=shader, code=code)
+        return self.modules[shader]
+
+
+def _request_adapter():
+    """The high-performance adapter, or None when the machine has none."""
+    return wgpu.gpu.request_adapter_sync(power_preference="high-performance")
+
+
+@lru_cache(maxsize=1)
+def get_device() -> Device:
+    """The process's Device (created on first call, then cached).
+
+    Raises:
+        ConfigError: when no wgpu adapter exists.
+    """
+    adapter = _request_adapter()
+    if adapter is None:
+        raise ConfigError(
+            "kernels.gpu.get_device: no wgpu adapter found (power_preference="
+            "'high-performance'); install a GPU driver or Mesa's lavapipe (llvmpipe) "
+            "Vulkan driver, or use the CPU backend"
+        )
+    wanted = {name: adapter.limits[name] for name in RAISED_LIMITS}
+    raw = adapter.request_device_sync(label="loomdist", required_limits=wanted)
+    limits = {name: int(raw.limits[name]) for name in raw.limits}
+    return Device(raw=raw, adapter_name=adapter.summary, limits=limits)
