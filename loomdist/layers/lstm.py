@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels.cpu import recurrent as kr
+from . import rnn as _rnn
 from ._common import xavier
 from .rnn import check_sizes, sequence_length
 
@@ -41,9 +42,7 @@ class Spec:
         return sequence_length(self, in_features, where) * self.hidden_size
 
 
-def in_features(spec: Spec) -> int | None:
-    """Per-sample input size when seq_length is set (None: any whole number of steps)."""
-    return spec.seq_length * spec.input_size or None
+in_features = _rnn.in_features  # same rule: seq_length * input_size, or None
 
 
 def param_shapes(spec: Spec) -> dict:
