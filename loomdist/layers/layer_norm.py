@@ -30,20 +30,17 @@ def check_epsilon(value, where: str) -> float:
 
 
 @dataclass(frozen=True)
-class Spec:
-    """LayerNorm over `norm_size` features per sample; no activation is applied.
-
-    epsilon: as stored in the model file; 0 means LOOM's default 1e-5 (see `eps`).
-    activation: kept for LOOM's config only.
-    """
+class NormSpec:
+    """Fields and checks both norm layers share; a subclass sets `kind` and
+    `default_epsilon` (LOOM's epsilon when the stored one is 0)."""
 
     norm_size: int
     epsilon: float = DEFAULT_EPSILON
     activation: str = "relu"
-    kind = TYPE
+    default_epsilon = DEFAULT_EPSILON
 
     def __post_init__(self):
-        where = f"layer_norm({self.norm_size})"
+        where = f"{self.kind}({self.norm_size})"
         object.__setattr__(self, "norm_size", positive_int(self.norm_size, where, "norm_size"))
         object.__setattr__(self, "epsilon", check_epsilon(self.epsilon, where))
         object.__setattr__(self, "activation", check_activation(self.activation, where))
@@ -51,7 +48,18 @@ class Spec:
     @property
     def eps(self) -> float:
         """The epsilon the math uses."""
-        return self.epsilon or DEFAULT_EPSILON
+        return self.epsilon or self.default_epsilon
+
+
+@dataclass(frozen=True)
+class Spec(NormSpec):
+    """LayerNorm over `norm_size` features per sample; no activation is applied.
+
+    epsilon: as stored in the model file; 0 means LOOM's default 1e-5 (see `eps`).
+    activation: kept for LOOM's config only.
+    """
+
+    kind = TYPE
 
     def out_features(self, in_features: int, where: str = "layer_norm") -> int:
         expect_features(where, in_features, self.norm_size)

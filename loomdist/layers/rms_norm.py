@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..activations import check_activation
 from ..errors import ShapeError
 from ..kernels.cpu import norm as kn
-from ._common import positive_int
-from .layer_norm import check_epsilon
+from .layer_norm import NormSpec
 
 TYPE = "rms_norm"
 WEIGHT_KEYS = ("gamma",)  # order inside LOOM's weight payload
@@ -19,28 +17,16 @@ DEFAULT_EPSILON = 1e-6  # LOOM's epsilon when the stored one is 0
 
 
 @dataclass(frozen=True)
-class Spec:
+class Spec(NormSpec):
     """RMSNorm over rows of `norm_size` (LOOM: len/N rows regardless of batch); no activation.
 
     epsilon: as stored in the model file; 0 means LOOM's default 1e-6 (see `eps`).
     activation: kept for LOOM's config only.
     """
 
-    norm_size: int
     epsilon: float = DEFAULT_EPSILON
-    activation: str = "relu"
     kind = TYPE
-
-    def __post_init__(self):
-        where = f"rms_norm({self.norm_size})"
-        object.__setattr__(self, "norm_size", positive_int(self.norm_size, where, "norm_size"))
-        object.__setattr__(self, "epsilon", check_epsilon(self.epsilon, where))
-        object.__setattr__(self, "activation", check_activation(self.activation, where))
-
-    @property
-    def eps(self) -> float:
-        """The epsilon the math uses."""
-        return self.epsilon or DEFAULT_EPSILON
+    default_epsilon = DEFAULT_EPSILON
 
     def out_features(self, in_features: int, where: str = "rms_norm") -> int:
         if in_features % self.norm_size:
