@@ -125,6 +125,11 @@ class TweenState:
         self.link_budgets, self.gaps, self.depth_barrier = link_budgets(
             self.forward_acts, self.backward_targets)
 
+    def calculate_link_budgets_from_sample(self, net, x) -> None:
+        """Forward x, then budgets against the stored (stale) backward targets."""
+        self.forward_pass(net, x)
+        self.calculate_link_budgets()
+
     def _layer_gaps(self) -> list:
         return [None if t is None else gap_of(t, a)
                 for t, a in zip(self.backward_targets[1:], self.forward_acts[1:])]
