@@ -140,7 +140,7 @@ def as_table(recording) -> pa.Table:
     return check_recording(recording)
 
 
-def events(recording):
+def recorded_events(recording):
     """Yield the recorded LayerEvents in order."""
     table = as_table(recording)
     cols = {name: table.column(name).to_pylist() for name in _SCALARS}
@@ -161,7 +161,7 @@ def replay(recording, observers) -> int:
     """Send every recorded event, in order, to each observer; returns the number of events."""
     observers = list(observers) if isinstance(observers, (list, tuple)) else [observers]
     n = 0
-    for event in events(recording):
+    for event in recorded_events(recording):
         for obs in observers:
             (obs.on_forward if event.type == "forward" else obs.on_backward)(event)
         n += 1
