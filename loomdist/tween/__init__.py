@@ -10,8 +10,10 @@ from .observers import (
     RecordingObserver,
 )
 from .recorder import ActivityRecorder, read_recording, replay
+from .step import StepState, TargetDelay
 
 __all__ = [
+    "StepState", "TargetDelay",
     # telemetry
     "blueprint", "ModelTelemetry", "LayerTelemetry", "LayerEvent", "LayerStats",
     "compute_stats", "LayerObserver", "ConsoleObserver", "RecordingObserver",
