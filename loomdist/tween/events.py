@@ -158,9 +158,16 @@ class _ReportingSlot:
     def grads(self) -> dict:
         return self._slot.grads
 
+    @grads.setter
+    def grads(self, value: dict) -> None:
+        self._slot.grads = value
+
     @property
     def module(self):
         return self
+
+    def __getattr__(self, name):  # the rest of the layer module (loom_gradients, ...)
+        return getattr(self._slot.module, name)
 
     def backward(self, spec, params, cache, dy):
         dx, grads = self._slot.module.backward(spec, params, cache, dy)
@@ -168,11 +175,14 @@ class _ReportingSlot:
         return dx, grads
 
 
-def observed_walk(net, walk):
-    """`walk` (a whole-network forward Walk) whose backward fires LOOM's backward events."""
+def observed_walk(net, walk, first: int = 0, mode: str = "normal", step_count: int = 0):
+    """`walk` (over layers first, first + 1, ...) whose backward fires LOOM's backward events."""
     from dataclasses import replace
 
     from ..engine import Walk
-    tape = [replace(e, slot=_ReportingSlot(e.slot, lambda dx, i=i: fire_backward(net, i, dx)))
-            for i, e in enumerate(walk.tape)]
+
+    def reporter(i):
+        return lambda dx: fire_backward(net, i, dx, mode, step_count)
+    tape = [replace(e, slot=_ReportingSlot(e.slot, reporter(first + k)))
+            for k, e in enumerate(walk.tape)]
     return Walk(tape, walk.tensors, walk.residual)
