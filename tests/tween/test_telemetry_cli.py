@@ -73,3 +73,18 @@ def test_cli_errors(tmp_path):
     assert _run("telemetry", "record", MODEL, rec, "--ticks", 2).exit_code == 0
     res = _run("telemetry", "viz", rec, "--png", tmp_path / "a.svg")
     assert res.exit_code == 1 and "should end in .png" in res.output
+
+
+def test_readme_telemetry_snippet_runs(tmp_path, monkeypatch, capsys):
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    tour = re.search(r"## Quick tour\n\n```python\n(.*?)```", readme, re.S).group(1)
+    snippet = re.search(r"### Telemetry\n\n```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(tour, "README quick tour", "exec"), scope)
+    exec(compile(snippet, "README telemetry", "exec"), scope)
+    out = capsys.readouterr().out
+    assert '"id": "my_model"' in out and "[FWD] Grid[0,0,1] (dense): avg=" in out
+    assert (tmp_path / "act.parquet").is_file()
