@@ -38,6 +38,7 @@ class Device:
     modules: dict = field(default_factory=dict)
     uniforms: dict = field(default_factory=dict)
     features: frozenset = frozenset()
+    info: dict = field(default_factory=dict)  # adapter vendor, device, driver, backend
 
     def check_size(self, nbytes: int, where: str) -> None:
         """Raise ConfigError when a buffer of `nbytes` cannot be bound as storage here."""
@@ -113,4 +114,4 @@ def get_device() -> Device:
         label="loomdist", required_limits=wanted, required_features=features)
     limits = {name: int(raw.limits[name]) for name in raw.limits}
     return Device(raw=raw, adapter_name=adapter.summary, limits=limits,
-                  features=frozenset(features))
+                  features=frozenset(features), info=dict(adapter.info))
