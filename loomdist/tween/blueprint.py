@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..io import gojson
 from ..layers import module_of
-from . import gojson
 
 # LOOM's activationToString: the five named ones, everything else "linear".
 _ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "leaky_relu")
@@ -71,7 +71,7 @@ class ModelTelemetry:
 
     def to_json(self, indent: bool = True) -> str:
         """Go's json.MarshalIndent(bp, "", "  ") (or json.Marshal with indent=False)."""
-        return gojson.dumps(self.to_dict(), indent=indent)
+        return gojson.dumps(self.to_dict(), indent="  " if indent else None)
 
 
 def layer_telemetry(spec, coords: tuple = (0, 0, 0)) -> LayerTelemetry:

@@ -17,8 +17,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import ConfigError
-from . import gojson
+from ..errors import ConfigError, ModelFormatError
+from ..io import gojson
 from .events import LayerEvent
 
 RECORD_VALUES = 20  # RecordingObserver keeps the first 20 Input / Output values
@@ -126,7 +126,16 @@ class RecordingObserver:
                 "total_events": len(self.events), "events": [e.to_dict() for e in self.events]}
 
     def to_json(self, indent: bool = True) -> str:
-        return gojson.dumps(self.get_recording(), indent=indent)
+        """The recording as Go's MarshalIndent (json.Marshal with indent=False) writes it.
+
+        Raises:
+            ConfigError: an event holds NaN or Inf (Go's json.Marshal fails on them too).
+        """
+        try:
+            return gojson.dumps(self.get_recording(), indent="  " if indent else None)
+        except ModelFormatError as e:
+            raise ConfigError(f"RecordingObserver.to_json: an event holds a value JSON cannot "
+                              f"represent ({e}); find the diverging layer in .events") from e
 
 
 def rfc3339(t: datetime) -> str:
@@ -167,7 +176,10 @@ class HTTPObserver:
         self.url, self.timeout = url, timeout
 
     def _send(self, event: LayerEvent) -> None:
-        body = gojson.dumps(replace(event, input=None, output=None).to_dict()).encode()
+        try:
+            body = gojson.dumps(replace(event, input=None, output=None).to_dict()).encode()
+        except ModelFormatError:  # NaN/Inf stats: Go's Marshal fails and LOOM drops the event
+            return
         threading.Thread(target=self._post, args=(body,), daemon=True).start()
 
     def _post(self, body: bytes) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from . import gojson
+from ..io import gojson
 from .recorder import as_table
 
 METRICS = ("avg", "max", "min", "active")
