@@ -123,9 +123,10 @@ def notify(watch, index: int, event_for) -> None:
 
     `watch` is the network's observer list: (observer, layer indices or None, model_id).
     """
+    made: dict = {}  # one event per model id, shared by the observers that watch it
     for obs, layers, model_id in watch:
         if layers is None or index in layers:
-            event = event_for(model_id)
+            event = made.get(model_id) or made.setdefault(model_id, event_for(model_id))
             (obs.on_forward if event.type == "forward" else obs.on_backward)(event)
 
 
