@@ -54,18 +54,19 @@ class StepCell:
         self.state.step_forward()
         return self.state.layer_data()[-1], self.state.residual_out()
 
-    def backward(self, grad, grad_scaling: bool = False):
-        """grad: (dL/d output, dL/d residual_out) from the next span -> the same for ours."""
-        return self.state.span_backward(grad[0], grad[1], grad_scaling)
+    def backward(self, grad, grad_scaling: bool = False, lr: float | None = None):
+        """grad: (dL/d output, dL/d residual_out) from the next span -> the same for ours.
+        With `lr`, apply the gradients right after (one call per actor and tick)."""
+        out = self.state.span_backward(grad[0], grad[1], grad_scaling)
+        if lr is not None:
+            self.state.apply_gradients(lr)
+        return out
 
-    def backward_target(self, target, grad_scaling: bool = False):
+    def backward_target(self, target, grad_scaling: bool = False, lr: float | None = None):
         """Last span: Step+BP's output gradient out - target (LOOM: no 2/N), then backward."""
         out = self.state.layer_data()[-1]
         dy = out - np.asarray(target, out.dtype).reshape(out.shape)
-        return self.backward((dy, None), grad_scaling)
-
-    def apply(self, lr: float) -> None:
-        self.state.apply_gradients(lr)
+        return self.backward((dy, None), grad_scaling, lr)
 
     def params(self) -> dict:
         """{(row, col, layer, name): weights} of this span."""
@@ -148,12 +149,13 @@ class StepGrid:
 
     def train_tick(self, x, target, lr: float, grad_scaling: bool = False):
         """One Step+BP tick (LOOM's Test 17-19 StepBP): tick, dy = output - target, backward
-        chained actor to actor, every actor applies SGD. Returns the output's ObjectRef."""
+        chained actor to actor, each actor applying SGD right after its backward. Returns
+        the output's ObjectRef."""
         out = self.tick(x)
-        grad = self.actors[-1].backward_target.remote(target, grad_scaling)
+        grad = self.actors[-1].backward_target.remote(target, grad_scaling, lr)
         for a in reversed(self.actors[:-1]):
-            grad = a.backward.remote(grad, grad_scaling)
-        self._applied += [a.apply.remote(lr) for a in self.actors]
+            grad = a.backward.remote(grad, grad_scaling, lr)
+        self._applied.append(grad)  # done once every actor of the chain has applied
         return out
 
     def sync(self) -> None:
