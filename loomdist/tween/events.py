@@ -130,15 +130,17 @@ def notify(watch, index: int, event_for) -> None:
             (obs.on_forward if event.type == "forward" else obs.on_backward)(event)
 
 
-def fire_forward(net, tensors, mode: str = "normal", step_count: int = 0, inputs=None) -> None:
-    """Forward events for every layer of `net`; tensors[i] is layer i's output.
+def fire_forward(net, tensors, mode: str = "normal", step_count: int = 0, inputs=None,
+                 first: int = 0) -> None:
+    """Forward events for layers first, first + 1, ... of `net`; tensors[k] is the output of
+    layer first + k.
 
     inputs: per-layer inputs (step mode); None reports the output as Input (LOOM's ForwardCPU).
     """
-    for i, slot in enumerate(net.layers):
-        inp = tensors[i] if inputs is None else inputs[i]
-        notify(net._observers, i, lambda mid, i=i, s=slot, x=inp: make_event(
-            mode, "forward", s.spec, i, net.coords(i), mid, x, tensors[i], step_count))
+    for k, out in enumerate(tensors):
+        i, inp = first + k, out if inputs is None else inputs[k]
+        notify(net._observers, i, lambda mid, i=i, x=inp, y=out: make_event(
+            mode, "forward", net.layers[i].spec, i, net.coords(i), mid, x, y, step_count))
 
 
 def fire_backward(net, index: int, dx, mode: str = "normal", step_count: int = 0) -> None:

@@ -74,3 +74,20 @@ def test_thousand_step_ticks_replay_identically(tmp_path):
         out = Collect()
         assert replay(source, out) == len(live.events) == 1000 * 8 + 250 * 8
         assert all(a.same_as(b) for a, b in zip(out.events, live.events))
+
+
+def test_a_span_reports_its_own_layer_indices():
+    net = residual_net()
+    whole, obs = StepState(net), Collect()
+    whole.set_input(inputs(net, 1)[0])
+    for _ in range(3):
+        whole.step_forward()
+    span = StepState(net, span=(2, 5))
+    span.set_input(whole.layer_data()[2])
+    net.attach_observer(obs)
+    span.step_forward()
+    span.step_backward(np.ones(span.output().size))
+    assert [e.layer_idx for e in obs.events] == [2, 3, 4, 4, 3, 2]
+    assert [(e.grid_row, e.grid_col, e.cell_layer) for e in obs.events[:3]] == \
+        [net.coords(i) for i in (2, 3, 4)]
+    np.testing.assert_array_equal(obs.events[0].input, whole.layer_data()[2].reshape(-1))
