@@ -122,11 +122,14 @@ def notify(watch, index: int, event_for) -> None:
     """Send the event `event_for(model_id)` to every observer watching layer `index`.
 
     `watch` is the network's observer list: (observer, layer indices or None, model_id).
+    Observers with the same model_id share one event object: they must not modify it.
     """
-    made: dict = {}  # one event per model id, shared by the observers that watch it
+    made: dict = {}
     for obs, layers, model_id in watch:
         if layers is None or index in layers:
-            event = made.get(model_id) or made.setdefault(model_id, event_for(model_id))
+            if model_id not in made:
+                made[model_id] = event_for(model_id)
+            event = made[model_id]
             (obs.on_forward if event.type == "forward" else obs.on_backward)(event)
 
 
