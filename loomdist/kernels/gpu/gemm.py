@@ -42,10 +42,16 @@ def choose_tile(dev: Device, m: int, n: int) -> Tile:
     return Tile(64, 64, 4)
 
 
-def gemm_pipeline(dev: Device, tile: Tile, trans_a: bool, trans_b: bool):
-    """The compiled pipeline of `tile` for these transposes (cached on `dev`)."""
-    name = f"gemm[{tile.name},ta={int(trans_a)},tb={int(trans_b)}]"
-    return dev.pipeline_from_code(name, shader_source(tile, trans_a, trans_b))
+def gemm_pipeline(dev: Device, tile: Tile, trans_a: bool, trans_b: bool, vec4: bool = False):
+    """The compiled pipeline of `tile` for these transposes and fetch width (cached on `dev`)."""
+    name = f"gemm[{tile.name},ta={int(trans_a)},tb={int(trans_b)},v4={int(vec4)}]"
+    return dev.pipeline_from_code(name, shader_source(tile, trans_a, trans_b, vec4))
+
+
+def can_fetch_vec4(tile: Tile, m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> bool:
+    """Whether the tile fetches whole vec4s and both operands' stored rows are 4-aligned."""
+    rows = (m if trans_a else k, k if trans_b else n)  # stored row lengths of A and B
+    return tile.vec4_fetch() and all(r % 4 == 0 for r in rows)
 
 
 def _check_buffer(buf: wgpu.GPUBuffer, floats: int, what: str, shape: str) -> None:
@@ -80,7 +86,8 @@ class GemmPlan:
                 f"workgroup memory > max-compute-workgroup-storage-size = "
                 f"{dev.limits['max-compute-workgroup-storage-size']}; use a smaller tile")
         self.grid = _grid(dev, self.tile, m, n)
-        self.pipeline = gemm_pipeline(dev, self.tile, trans_a, trans_b)
+        self.vec4 = can_fetch_vec4(self.tile, m, n, k, trans_a, trans_b)
+        self.pipeline = gemm_pipeline(dev, self.tile, trans_a, trans_b, self.vec4)
         self.params = dev.uniform_u32((m, n, k, int(accumulate)))
 
     def bind_group(self, a_buf, b_buf, c_buf) -> wgpu.GPUBindGroup:
