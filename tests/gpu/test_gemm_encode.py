@@ -150,12 +150,17 @@ def test_unsupported_tile_raises_config_error():
         Tile(32, 64, 8)
 
 
-def test_choose_tile_big_for_big_products_and_fits_memory(monkeypatch):
+def test_choose_tile_by_grid_alignment_and_memory(monkeypatch):
     dev = get_device()
-    assert choose_tile(dev, 100, 100) == Tile(64, 64, 8)
-    assert choose_tile(dev, 4096, 4096) == Tile(128, 128, 8)
+    monkeypatch.setitem(dev.limits, "max-compute-workgroup-storage-size", 32768)
+    assert choose_tile(dev, 100, 100, 100) == Tile(64, 64, 16)  # rows 4-aligned: vec4
+    assert choose_tile(dev, 100, 100, 99) == Tile(64, 64, 8)
+    assert choose_tile(dev, 100, 100, 99, trans_a=True) == Tile(64, 64, 16)  # A rows: M
+    assert choose_tile(dev, 100, 100, 99, trans_a=True, trans_b=True) == Tile(64, 64, 8)
+    assert choose_tile(dev, 4096, 4096, 7) == Tile(128, 128, 8)
     monkeypatch.setitem(dev.limits, "max-compute-workgroup-storage-size", 16384)
-    assert choose_tile(dev, 4096, 4096) == Tile(128, 128, 4)
+    assert choose_tile(dev, 4096, 4096, 4096) == Tile(128, 128, 4)
+    assert choose_tile(dev, 100, 100, 100) == Tile(64, 64, 8)
 
 
 def test_generated_source_has_no_placeholders_left():

@@ -31,15 +31,22 @@ def gemm_shape(a_shape: tuple, b_shape: tuple, trans_a: bool, trans_b: bool) -> 
     return m, n, ka
 
 
-def choose_tile(dev: Device, m: int, n: int) -> Tile:
-    """128x128 tiles when C has enough of them to fill the GPU, else 64x64; bk as memory allows."""
-    big = -(-m // 128) * -(-n // 128) >= BIG_GRID
-    bm = bn = 128 if big else 64
+def choose_tile(dev: Device, m: int, n: int, k: int, trans_a: bool = False,
+                trans_b: bool = False) -> Tile:
+    """The fastest tile measured on an H200 (docs/benchmarks/gemm-h200.json) that fits.
+
+    128x128x8 when C has enough such tiles to fill the GPU; else 64x64, with bk 16 where
+    both operands' rows are 4-aligned (whole-vec4 fetches) and 8 otherwise. Smaller bk
+    where the adapter's workgroup memory is short.
+    """
     limit = dev.limits.get("max-compute-workgroup-storage-size", 16384)
-    for bk in (8, 4):
-        if Tile(bm, bn, bk).shared_bytes <= limit:
-            return Tile(bm, bn, bk)
-    return Tile(64, 64, 4)
+    if -(-m // 128) * -(-n // 128) >= BIG_GRID:
+        tiles = [Tile(128, 128, 8), Tile(128, 128, 4)]
+    else:
+        tiles = [Tile(64, 64, 8), Tile(64, 64, 4)]
+        if can_fetch_vec4(Tile(64, 64, 16), m, n, k, trans_a, trans_b):
+            tiles.insert(0, Tile(64, 64, 16))
+    return next((t for t in tiles if t.shared_bytes <= limit), tiles[-1])
 
 
 def gemm_pipeline(dev: Device, tile: Tile, trans_a: bool, trans_b: bool, vec4: bool = False):
@@ -79,7 +86,7 @@ class GemmPlan:
     def __init__(self, dev: Device, m: int, n: int, k: int, trans_a: bool = False,
                  trans_b: bool = False, accumulate: bool = False, tile: Tile | None = None):
         self.dev, self.m, self.n, self.k = dev, m, n, k
-        self.tile = tile or choose_tile(dev, m, n)
+        self.tile = tile or choose_tile(dev, m, n, k, trans_a, trans_b)
         if self.tile.shared_bytes > dev.limits["max-compute-workgroup-storage-size"]:
             raise ConfigError(
                 f"encode_gemm: tile {self.tile.name} needs {self.tile.shared_bytes} bytes of "
