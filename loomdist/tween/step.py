@@ -27,6 +27,7 @@ import numpy as np
 from ..engine import walk_backward, walk_forward
 from ..errors import ConfigError, ShapeError
 from ..layers._common import positive_int
+from .events import fire_forward, observed_walk
 from .step_grad import scale_layer_grads
 
 
@@ -39,27 +40,42 @@ class StepState:
             residual (False), see the module docstring.
         input_size: LOOM's flat input length (batch_size * features); default: the network's
             input_size, else its first layer's input features times batch_size.
+        span: (first, end) layer indices this state steps (an actor's run of cells); buffer 0
+            is then layer `first`'s input. Default: every layer.
     Raises:
-        ConfigError: a slot is empty or the input size cannot be inferred.
+        ConfigError: a slot is empty, the span is not inside the network, or the input size
+            cannot be inferred.
         ShapeError: the layer sizes do not chain.
     """
 
-    def __init__(self, net, loom_residuals: bool = True, input_size: int | None = None):
+    def __init__(self, net, loom_residuals: bool = True, input_size: int | None = None,
+                 span: tuple | None = None):
         self.net, self.loom_residuals = net, bool(loom_residuals)
         self.step_count = 0
         self._flat = True
+        first, end = self._span(span)
         sizes = [self._features(input_size)]
-        for i, slot in enumerate(net.layers):
+        for i, slot in enumerate(net.layers[:end]):
             if slot is None:
                 raise ConfigError(f"StepState: {net._where(i, slot)} is empty; call "
                                   f"set_layer for every slot before building a StepState")
             sizes.append(slot.spec.out_features(sizes[-1], net._where(i, slot)))
+        self.first, self._slots, sizes = first, net.layers[first:end], sizes[first:]
         t = net.dtype
         self._data = [np.zeros((net.batch_size, n), t) for n in sizes]
         # loom: residual memory of layer i; else: the residual travelling in buffer i
         self._res = ([np.zeros((net.batch_size, n), t) for n in sizes[1:]]
                      if self.loom_residuals else [None] * len(sizes))
         self._walks = None
+
+    def _span(self, span) -> tuple:
+        n = self.net.total_layers
+        first, end = (0, n) if span is None else tuple(span)
+        if not (isinstance(first, (int, np.integer)) and isinstance(end, (int, np.integer))
+                and 0 <= first < end <= n):
+            raise ConfigError(f"StepState: span {span!r} is not a run of layers inside "
+                              f"0..{n}; pass (first, end) with 0 <= first < end <= {n}")
+        return int(first), int(end)
 
     def _features(self, input_size) -> int:
         net = self.net
@@ -82,9 +98,11 @@ class StepState:
     def num_layers(self) -> int:
         return len(self._data) - 1
 
-    def set_input(self, x) -> None:
+    def set_input(self, x, residual=None) -> None:
         """Copy `x` into buffer 0: LOOM's flat layout, or a (batch, features) array.
 
+        residual: with loom_residuals=False and a span, the engine residual that arrives
+        with x from the previous span (its `residual_out()`); ignored otherwise.
         Raises ShapeError when the per-sample features differ from the network input's.
         """
         arr = np.asarray(x, dtype=self.net.dtype)
@@ -96,6 +114,12 @@ class StepState:
                              f"(batch, {n})")
         self._flat = arr.ndim == 1
         self._data[0] = arr.reshape(-1, n).copy()
+        if not self.loom_residuals:
+            self._res[0] = None if residual is None else np.asarray(residual, self.net.dtype)
+
+    def residual_out(self):
+        """The engine residual that leaves the last buffer (None in LOOM's mode)."""
+        return None if self.loom_residuals else self._res[-1]
 
     def output(self) -> np.ndarray:
         """Copy of buffer L (LOOM's GetOutput), flat unless the input was given batched."""
@@ -110,6 +134,11 @@ class StepState:
         out = self._data[i].copy()
         return out.reshape(-1) if self._flat else out
 
+    @property
+    def layers(self) -> list:
+        """The network's Layer objects this state steps (live)."""
+        return self._slots
+
     def layer_data(self) -> list:
         """The internal (batch, features) buffers, no copy (LOOM's GetLayerData)."""
         return self._data
@@ -120,14 +149,15 @@ class StepState:
 
     # ---------------------------------------------------------------- ticks
     def _compute(self, i: int):
-        slot = self.net.layers[i]
-        r_in = self._res[i]
-        return walk_forward([slot], self._data[i], r_in,
-                            where=lambda _, s: self.net._where(i, s))
+        return walk_forward([self._slots[i]], self._data[i], self._res[i],
+                            where=lambda _, s: self.net._where(self.first + i, s))
 
     def step_forward(self) -> None:
         """One tick: every layer reads its buffer as it was before the tick."""
         walks = [self._compute(i) for i in range(self.num_layers)]
+        if self.net._observers:
+            fire_forward(self.net, [w.output for w in walks], "step", self.step_count,
+                         inputs=self._data[:-1], first=self.first)
         self._data[1:] = [w.output for w in walks]
         if self.loom_residuals:
             self._res = [w.residual_out for w in walks]
@@ -172,6 +202,12 @@ class StepState:
             ConfigError: no tick was computed (or a layer never ran).
             ShapeError: dy's size differs from the output's.
         """
+        dx, _ = self.span_backward(dy, None, grad_scaling)
+        return dx.reshape(-1) if self._flat else dx
+
+    def span_backward(self, dy, d_residual=None, grad_scaling: bool = False):
+        """step_backward for one span of a chain: (dL/dy, dL/d residual_out()) ->
+        (dL/d buffer 0 as (batch, features), dL/d the residual set with set_input or None)."""
         walks = self._walks
         if walks is None or any(w is None for w in walks):
             raise ConfigError("StepState.step_backward: not every layer has computed a tick; "
@@ -181,20 +217,24 @@ class StepState:
         if g.size != out.size:
             raise ShapeError(f"StepState.step_backward: gradient has {g.size} values, the "
                              f"output has {out.size}; pass dL/d(output) of the last tick")
-        g, d_res = g.reshape(out.shape), None
+        g, d_res = g.reshape(out.shape), None if self.loom_residuals else d_residual
+        if self.net._observers:
+            walks = [observed_walk(self.net, w, self.first + i, "step", self.step_count)
+                     for i, w in enumerate(walks)]
         for walk in reversed(walks):
             g, d_res = _backward_one(walk, g, d_res, grad_scaling)
             d_res = None if self.loom_residuals else d_res
-        return g.reshape(-1) if self._flat else g
+        return g, d_res
 
     def apply_gradients(self, lr: float) -> None:
         """LOOM's ApplyGradients without an optimizer: p -= lr * g on every parameter of
-        every layer (LOOM: only Dense/Conv2D kernels and biases), then zero the gradients."""
-        for slot in self.net.layers:
+        this state's layers (LOOM: only Dense/Conv2D kernels and biases), then zero their
+        gradients."""
+        for slot in self._slots:
             for name, g in slot.grads.items():
                 p = slot.params[name]
                 p -= p.dtype.type(lr) * g
-        self.net.zero_grad()
+            slot.grads = {}
 
 
 def _backward_one(walk, g, d_res, grad_scaling: bool):
