@@ -15,19 +15,17 @@ to ours, and the measured outputs/s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from loomdist.tween.assess import published as pub
 from loomdist.tween.assess.adapt import PROTOCOLS, run_config
 from loomdist.tween.assess.clock import LOOM_T17_OUTPUTS_PER_SEC, DeterministicClock
+from loomdist.tween.assess.run import machine_info, write_json
 from loomdist.tween.modes import ADAPT_MODES
 
 NETS = ("Dense", "Conv2D", "RNN", "LSTM", "Attn")
@@ -126,13 +124,11 @@ def main(argv=None) -> int:
     doc = {"benchmark": "tween_sparta (LOOM Test 19)", "command": " ".join(sys.argv),
            "clock": "deterministic", "outputs_per_sec": a.outputs_per_sec,
            "seeds": a.seeds, "workers": a.workers, "wall_s": wall,
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "platform": platform.platform()},
+           "machine": machine_info(),
            "loom_source": "spec 5.5 (docs/step_tween_assessment.md, 100 runs)",
            "summary": summary}
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(doc, indent=2))
+        write_json(a.json, doc)
     return 0
 
 

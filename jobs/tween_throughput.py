@@ -14,12 +14,8 @@ Single process, one thread (LOOM's loop is one goroutine).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +24,7 @@ from loomdist.tween.assess.adapt import T17, AdaptProtocol, run_adaptation, seed
 from loomdist.tween.assess.clock import WallClock
 from loomdist.tween.assess.nets import t17_net
 from loomdist.tween.assess.published import TEST17_TOTAL_OUTPUTS_STC
+from loomdist.tween.assess.run import machine_info, write_json
 from loomdist.tween.modes import make_mode
 
 LOOM_OUTPUTS_PER_SEC = TEST17_TOTAL_OUTPUTS_STC / 15.0
@@ -85,11 +82,9 @@ def main(argv=None) -> int:
            "command": " ".join(sys.argv), "loop": loop, "split": split,
            "loom_outputs_per_sec": LOOM_OUTPUTS_PER_SEC, "ratio_vs_loom": ratio,
            "loom_source": "issue 5 / spec 5.6: ~78k outputs in LOOM's 15 s Test 17 run",
-           "machine": {"cpus": os.cpu_count(), "load_avg": os.getloadavg(),
-                       "python": platform.python_version(), "platform": platform.platform()}}
+           "machine": machine_info()}
     if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(doc, indent=2))
+        write_json(a.json, doc)
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "loomdist"
 ORCHESTRATION = {"actors", "driver.py", "cli.py", "cli_train.py", "schedule.py",
-                 "cli_telemetry.py"}
+                 "cli_telemetry.py", "cli_tween.py"}
 
 
 def _imports(path: Path) -> set[str]:

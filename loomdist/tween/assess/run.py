@@ -64,12 +64,27 @@ def assess(cfg: AssessConfig, log=print) -> dict:
     if cfg.out:
         out = Path(cfg.out)
         tables.write_tables(out, result["tables"])
-        (out / "summary.json").write_text(json.dumps(
-            {"config": asdict(cfg), **result["summary"]}, indent=2, default=_jsonable))
+        write_json(out / "summary.json", {"config": asdict(cfg), **result["summary"]})
         log(f"wrote {out}/(*.parquet, summary.json, accuracy.png)")
         if result.get("plot"):
             result["plot"](out / "accuracy.png")
     return result
+
+
+def write_json(path, doc: dict) -> Path:
+    """Write `doc` as indented JSON (numpy arrays as lists), creating the parent folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, default=_jsonable))
+    return path
+
+
+def machine_info() -> dict:
+    """CPUs, load and interpreter of this machine, for benchmark JSON."""
+    import os
+    import platform
+    return {"cpus": os.cpu_count(), "load_avg": list(os.getloadavg()),
+            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def _jsonable(v):
