@@ -10,6 +10,11 @@ rate (5200 outputs per 1 s window, 52 000 outputs per run), one process per core
 mode) the JSON has mean / population std / min / max / median of the per-run average accuracy
 and the post-change accuracies, the mean window accuracies, LOOM's published mean (std) next
 to ours, and the measured outputs/s.
+
+Cost: a Dense-3L run (52 000 outputs) takes ~10 s of CPU on the 2-core VM; Attn and 9-layer
+configs several times that. The full run (450 runs) is estimated at ~15-20 min on 16 cores;
+`--outputs-per-sec 1300` (a quarter of LOOM's rate: fewer updates per window, so not LOOM's
+dynamics) brings it to ~5 min.
 """
 
 from __future__ import annotations
