@@ -159,6 +159,7 @@ def _register_training():
 
 
 _register_training()
+__import__("loomdist.cli_tween").cli_tween.register(main, _console, _guard)
 
 
 if __name__ == "__main__":  # pragma: no cover
