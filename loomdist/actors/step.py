@@ -26,6 +26,7 @@ from ..network import Layer
 from ..plan import Plan
 from ..threads import set_threads
 from ..tween.step import StepState
+from ..tween.step_tween import TweenSpan
 from .transport import RayTransport
 
 
@@ -36,15 +37,18 @@ class StepCell:
         net: the whole Network (this object keeps its own copy of the span's weights).
         span: (first, end) flat layer indices it steps.
         loom_residuals, input_size: as StepState.
+        tween_config: TweenConfig of the span's StepTweenChain training (default LOOM's).
     """
 
-    def __init__(self, net, span, loom_residuals: bool = True, input_size: int | None = None):
+    def __init__(self, net, span, loom_residuals: bool = True, input_size: int | None = None,
+                 tween_config=None):
         net = copy.copy(net)  # own, writable weights for the span (Ray's arrays are read-only)
         net.layers = [Layer(s.spec, {k: np.array(v) for k, v in s.params.items()})
                       if s is not None and span[0] <= i < span[1] else s
                       for i, s in enumerate(net.layers)]
         self.state = StepState(net, loom_residuals, input_size, span=tuple(span))
         self.net, self.first = net, self.state.first
+        self.tween = TweenSpan(net, span, tween_config)
 
     def tick(self, prev=None):
         """prev: (x, residual) the previous span produced last tick (or the network input),
@@ -67,6 +71,19 @@ class StepCell:
         out = self.state.layer_data()[-1]
         dy = out - np.asarray(target, out.dtype).reshape(out.shape)
         return self.backward((dy, None), grad_scaling, lr)
+
+    # TweenStep over the span (StepTweenChain's training), see tween/step_tween.py
+    def tween_forward(self, prev):
+        return self.tween.forward(prev[0], prev[1])
+
+    def tween_backward_last(self, c: int, out_size: int):
+        return self.tween.backward_last(c, out_size)
+
+    def tween_backward(self, msg):
+        return self.tween.backward(msg)
+
+    def tween_update(self, msg, rate: float) -> None:
+        self.tween.update(msg, rate)
 
     def params(self) -> dict:
         """{(row, col, layer, name): weights} of this span."""
@@ -93,6 +110,7 @@ class StepGrid:
         net: the Network; its weights are copied to the actors.
         plan: a Plan without replicas or branch actors (default Plan.cells(net)).
         loom_residuals, input_size: as StepState.
+        tween_config: TweenConfig for `tween_tick` (default LOOM's DefaultTweenConfig(L)).
         timeout_s: limit of every wait (the setting named in timeout errors).
         num_cpus: CPUs per actor (default: the cluster's CPUs shared evenly).
     Raises:
@@ -100,7 +118,7 @@ class StepGrid:
     """
 
     def __init__(self, net, plan: Plan | None = None, loom_residuals: bool = True,
-                 input_size: int | None = None, timeout_s: float = 120.0,
+                 input_size: int | None = None, tween_config=None, timeout_s: float = 120.0,
                  num_cpus: float | None = None):
         plan = plan or Plan.cells(net)
         if plan.replicas != 1 or plan.branch_actors:
@@ -113,7 +131,8 @@ class StepGrid:
         per = num_cpus or math.floor(float(ray.cluster_resources().get("CPU", 1)) / n * 1e4) / 1e4
         spans = [(idx[0], idx[-1] + 1) for idx in (plan.stage_layers(net, s) for s in range(n))]
         self.actors = [StepCellActor.options(num_cpus=per).remote(
-            net, span, loom_residuals, input_size, threads=max(1, int(per))) for span in spans]
+            net, span, loom_residuals, input_size, tween_config, threads=max(1, int(per)))
+            for span in spans]
         self.transport.get([a.ping.remote() for a in self.actors], "StepGrid actor start")
         self._last = [None] * n  # each actor's newest tick output (ObjectRef)
         self._applied: list = []  # updates not yet waited for
@@ -157,6 +176,20 @@ class StepGrid:
             grad = a.backward.remote(grad, grad_scaling, lr)
         self._applied.append(grad)  # done once every actor of the chain has applied
         return out
+
+    def tween_tick(self, x, c: int, out_size: int, rate: float):
+        """One StepTweenChain output (LOOM's Tests 17-19 STC): a step tick for the decision,
+        then TweenStep(x, c) across the actors: forward first to last, chain-rule errors
+        last to first, every actor updating its own layers. Returns (output ref, ref of the
+        first actor's message; its [3] is the pre-update squared error)."""
+        out, fwd = self.tick(x), (x, None)
+        for a in self.actors:
+            fwd = a.tween_forward.remote(fwd)
+        msg = self.actors[-1].tween_backward_last.remote(int(c), int(out_size))
+        for a in reversed(self.actors[:-1]):
+            msg = a.tween_backward.remote(msg)
+        self._applied += [a.tween_update.remote(msg, rate) for a in self.actors]
+        return out, msg
 
     def sync(self) -> None:
         """Wait for every submitted update (raises an actor's error, if one failed)."""

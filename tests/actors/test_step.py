@@ -4,6 +4,7 @@ training), on a 4-actor grid whose engine residual crosses actor boundaries."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -12,6 +13,9 @@ from loomdist.actors.step import StepCell, StepGrid
 from loomdist.errors import ConfigError
 from loomdist.plan import Plan
 from loomdist.tween import StepState
+from loomdist.tween.config import default_tween_config
+from loomdist.tween.modes import make_mode
+from loomdist.tween.state import TweenState
 from tests.tween.step_nets import inputs, residual_net
 
 TOL = dict(rtol=1e-5, atol=1e-6)
@@ -97,3 +101,89 @@ def test_grid_rejects_replicas_and_branch_actors(ray_session):
         StepGrid(net, plan=Plan.cells(net, replicas=2))
     with pytest.raises(ConfigError, match="stages must cover every cell once"):
         StepGrid(net, plan=Plan((((0, 0),), ((1, 0),), ((0, 1),), ((1, 1),))))
+
+
+def local_stc(net, xs, cs, out_size):
+    """LOOM's Tests 17-19 StepTweenChain, locally: decide by a step tick, TweenStep(x, c)."""
+    mode = make_mode("StepTweenChain", net, out_size, "adapt")
+    outs, losses = [], []
+    for x, c in zip(xs, cs):
+        outs.append(mode.output(x))
+        mode.learn(x, c)
+        losses.append(mode.last_loss)
+    return outs, losses, dict(net.parameters())
+
+
+def stc_data(net, n=12, seed=6):
+    rng = np.random.default_rng(seed)
+    return inputs(net, n, seed=seed), [int(c) for c in rng.integers(0, 2, n)]
+
+
+def test_tween_spans_equal_local_step_tween_chain_without_ray():
+    net = residual_net(batch=1)
+    xs, cs = stc_data(net)
+    cells = [StepCell(net, (2 * k, 2 * k + 2)) for k in range(4)]
+    last, losses = [None] * 4, []
+    for x, c in zip(xs, cs):
+        last = [cell.tick(a) for cell, a in zip(cells, [(x, None)] + last[:-1])]
+        fwd = (x, None)
+        for cell in cells:
+            fwd = cell.tween_forward(fwd)
+        msg = cells[-1].tween_backward_last(c, 2)
+        for cell in reversed(cells[:-1]):
+            msg = cell.tween_backward(msg)
+        for cell in cells:
+            cell.tween_update(msg, 0.02)
+        losses.append(msg[3])
+    got = {k: w for cell in cells for k, w in cell.params().items()}
+    _, want_losses, want = local_stc(net, xs, cs, 2)
+    assert losses == want_losses
+    for k, w in want.items():
+        np.testing.assert_array_equal(got[k], w, err_msg=str(k))
+
+
+@pytest.mark.ray
+def test_grid_step_tween_chain_weights_equal_local(ray_session):
+    net = residual_net(batch=1)
+    xs, cs = stc_data(net, n=15)
+    start = {k: w.copy() for k, w in net.parameters()}
+    grid = StepGrid(net)
+    try:
+        refs = [grid.tween_tick(x, c, 2, 0.02) for x, c in zip(xs, cs)]
+        got_out = grid.transport.get([o for o, _ in refs], "test outputs")
+        got_loss = [m[3] for m in grid.transport.get([m for _, m in refs], "test msgs")]
+        got = grid.params()
+    finally:
+        grid.shutdown()
+    want_out, want_loss, want = local_stc(net, xs, cs, 2)
+    assert got_loss == want_loss
+    for tick, (a, b) in enumerate(zip(got_out, want_out)):
+        np.testing.assert_array_equal(a[0].ravel(), b, err_msg=f"tick {tick + 1}")
+    for k, w in want.items():
+        np.testing.assert_array_equal(got[k], w, err_msg=str(k))
+    assert any(not np.array_equal(want[k], start[k]) for k in start)
+
+
+def test_tween_spans_share_the_explosion_multiplier():
+    """With explosion detection every span damps by the mean gap of all L layers."""
+    net = residual_net(batch=1)
+    cfg = dataclasses.replace(default_tween_config(net.total_layers), explosion_detection=True)
+    xs, cs = stc_data(net, n=30, seed=8)
+    cells = [StepCell(net, (2 * k, 2 * k + 2), tween_config=cfg) for k in range(4)]
+    for x, c in zip(xs, cs):
+        fwd = (x, None)
+        for cell in cells:
+            fwd = cell.tween_forward(fwd)
+        msg = cells[-1].tween_backward_last(c, 2)
+        for cell in reversed(cells[:-1]):
+            msg = cell.tween_backward(msg)
+        for cell in cells:
+            cell.tween_update(msg, 0.5)
+    ts = TweenState(net, cfg)
+    for x, c in zip(xs, cs):
+        ts.tween_step(net, x, c, 2, 0.5)
+    assert ts.explosion.adaptive_rate != 1.0  # the damping was exercised
+    assert {cell.tween.explosion.adaptive_rate for cell in cells} == {ts.explosion.adaptive_rate}
+    got = {k: w for cell in cells for k, w in cell.params().items()}
+    for k, w in net.parameters():
+        np.testing.assert_array_equal(got[k], w, err_msg=str(k))
