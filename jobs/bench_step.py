@@ -12,6 +12,8 @@ layers (leaky_relu), batch 1, LOOM-sized by default (width 32). Reported:
                             window, all outputs fetched at the end
     grid_train_ticks_per_s  StepGrid.train_tick (Step+BP: tick, backward actor to actor, SGD
                             on every actor), waited for once at the end
+    grid_tween_ticks_per_s  StepGrid.tween_tick (StepTweenChain: tick, then TweenStep across
+                            the actors), waited for once at the end
 
 Without --address the script starts a local Ray with num_cpus = the visible cores and stops
 it at the end; with --address it joins that cluster.
@@ -42,7 +44,7 @@ class BenchConfig:
     """One run; the CLI options map 1:1 onto these fields."""
 
     ticks: int = 5000          # timed ticks of step mode (local and grid)
-    train_ticks: int = 1000    # timed Step+BP ticks on the grid (0: skip)
+    train_ticks: int = 1000    # timed Step+BP and StepTweenChain ticks on the grid (0: skip)
     warmup: int = 200          # untimed ticks first (actor start, JIT caches)
     width: int = 32            # features of every dense layer
     layers_per_cell: int = 2   # dense layers per cell (4 cells)
@@ -100,20 +102,29 @@ def grid_rates(net, cfg: BenchConfig) -> dict:
         rate = len(outs) / (time.perf_counter() - t0)
         out = {"actors": len(grid.actors), "grid_ticks_per_s": rate}
         if cfg.train_ticks:
-            out["grid_train_ticks_per_s"] = _train_rate(grid, cfg)
+            out["grid_train_ticks_per_s"] = _train_rate(grid, cfg, "train")
+            out["grid_tween_ticks_per_s"] = _train_rate(grid, cfg, "tween")
         return out
     finally:
         grid.shutdown()
 
 
-def _train_rate(grid, cfg: BenchConfig) -> float:
+def _train_rate(grid, cfg: BenchConfig, kind: str) -> float:
+    _train_ticks(grid, cfg, kind, samples(cfg, min(cfg.warmup, 20)))  # JIT on every actor
     xs = samples(cfg, cfg.train_ticks)
-    target = np.zeros(cfg.width, np.float32)
     t0 = time.perf_counter()
-    refs = [grid.train_tick(x, target, 1e-4) for x in xs]
-    grid.transport.get(refs, "bench_step train ticks")
-    grid.sync()
+    _train_ticks(grid, cfg, kind, xs)
     return cfg.train_ticks / (time.perf_counter() - t0)
+
+
+def _train_ticks(grid, cfg: BenchConfig, kind: str, xs: list) -> None:
+    target = np.zeros(cfg.width, np.float32)
+    if kind == "train":
+        refs = [grid.train_tick(x, target, 1e-4) for x in xs]
+    else:
+        refs = [grid.tween_tick(x, i % cfg.width, cfg.width, 0.02)[0] for i, x in enumerate(xs)]
+    grid.transport.get(refs, f"bench_step {kind} ticks")
+    grid.sync()
 
 
 def run(cfg: BenchConfig, log=print) -> dict:
@@ -124,7 +135,8 @@ def run(cfg: BenchConfig, log=print) -> dict:
     log(f"local StepState: {report['local_ticks_per_s']:.0f} ticks/s")
     report.update(grid_rates(net, cfg))
     log(f"StepGrid ({report['actors']} actors): {report['grid_ticks_per_s']:.0f} ticks/s"
-        + (f", Step+BP {report['grid_train_ticks_per_s']:.0f} ticks/s"
+        + (f", Step+BP {report['grid_train_ticks_per_s']:.0f} ticks/s, StepTweenChain "
+           f"{report['grid_tween_ticks_per_s']:.0f} ticks/s"
            if "grid_train_ticks_per_s" in report else ""))
     return report
 

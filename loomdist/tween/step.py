@@ -69,7 +69,8 @@ class StepState:
 
     def _span(self, span) -> tuple:
         n = self.net.total_layers
-        first, end = (0, n) if span is None else tuple(span)
+        pair = (0, n) if span is None else tuple(span)
+        first, end = pair if len(pair) == 2 else (None, None)
         if not (isinstance(first, (int, np.integer)) and isinstance(end, (int, np.integer))
                 and 0 <= first < end <= n):
             raise ConfigError(f"StepState: span {span!r} is not a run of layers inside "
