@@ -29,7 +29,8 @@ def test_tiny_run_reports_local_and_grid_rates(ray_session):
     report = bs.run(cfg, log=lambda _: None)
     json.dumps(report)
     assert report["actors"] == 4 and report["layers"] == 4
-    for key in ("local_ticks_per_s", "grid_ticks_per_s", "grid_train_ticks_per_s"):
+    for key in ("local_ticks_per_s", "grid_ticks_per_s", "grid_train_ticks_per_s",
+                "grid_tween_ticks_per_s"):
         assert report[key] > 0
 
 
