@@ -13,7 +13,7 @@ import numpy as np
 
 from ..modes import ADAPT_MODES, make_mode, mode_name
 from .env import AVOID, CHASE, TASK_NAMES, ChaseEnv
-from .nets import INPUT_SIZES, make_net, test17_net
+from .nets import INPUT_SIZES, make_net, t17_net
 
 TRAIN_INTERVAL_S = 0.05
 OUT = 4
@@ -149,7 +149,7 @@ def run_test17(clock_factory, seed: int = 0, modes=ADAPT_MODES) -> list:
     for mode in modes:
         idx = ADAPT_MODES.index(mode_name(mode))
         net_rng, env_rng = seeds_for(seed, (17, idx))
-        runs.append(run_adaptation(test17_net(net_rng), mode, T17, clock_factory(), env_rng,
+        runs.append(run_adaptation(t17_net(net_rng), mode, T17, clock_factory(), env_rng,
                                    "Dense-6L", seed))
     return runs
 

@@ -50,7 +50,7 @@ class ChaseEnv:
         self.target = np.clip(self.target + step, F32(0.1), F32(0.9)).astype(F32)
 
 
-def test16_data(input_size: int, rng: np.random.Generator, n: int = 500, classes: int = 3):
+def t16_data(input_size: int, rng: np.random.Generator, n: int = 500, classes: int = 3):
     """generateTrainingData(inputSize, 3): x ~ U(-1,1)^n, parity-quadrant class, 10 % noise.
 
     Returns (x (n, input_size) float32, class indices (n,) int)."""

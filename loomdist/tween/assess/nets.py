@@ -120,7 +120,7 @@ def swiglu_net(L: int, rng, t16: bool = True) -> Network:
     return _net(16, layers, rng)
 
 
-def test17_net(rng) -> Network:
+def t17_net(rng) -> Network:
     """Test 17's Dense 8->32->64->64->64->32->4 (LeakyReLU, Sigmoid output; spec 7 #21)."""
     sizes = (8, 32, 64, 64, 64, 32, 4)
     layers = [dense.Spec(sizes[i], sizes[i + 1], SIG if i == 5 else LEAKY) for i in range(6)]

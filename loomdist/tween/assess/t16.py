@@ -16,7 +16,7 @@ import numpy as np
 
 from ..modes import TEST16_MODES, make_mode, mode_name
 from .adapt import seeds_for
-from .env import test16_data
+from .env import t16_data
 from .nets import INPUT_SIZES, make_net
 
 SAMPLE_STEPS = 20   # stepping modes: a sample is presented for 20 steps
@@ -78,7 +78,7 @@ def run_mode(kind: str, depth: int, mode: str, seed: int, clock: str = "determin
     key = mode_name(mode)
     net_rng, data_rng = seeds_for(seed, (16, list(INPUT_SIZES).index(kind), depth,
                                          TEST16_MODES.index(key)))
-    xs, ys = test16_data(INPUT_SIZES[kind], np.random.default_rng(seed))
+    xs, ys = t16_data(INPUT_SIZES[kind], np.random.default_rng(seed))
     m = make_mode(key, make_net(kind, depth, net_rng, t16=True), 3, "t16")
     res = T16Result(f"{kind}-{depth}L", key, seed, clock)
     budget = _Budget(clock, ops, seconds)
