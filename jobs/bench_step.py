@@ -22,18 +22,19 @@ it at the end; with --address it joins that cluster.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import ray
 
 from loomdist.actors.step import StepGrid
+from loomdist.bench import write_json
+from loomdist.driver import connect
 from loomdist.errors import ConfigError
 from loomdist.run import build_network
 from loomdist.tween import StepState
@@ -148,43 +149,37 @@ def machine_info() -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-OPTIONS = (("ticks", int, "timed ticks"), ("train_ticks", int, "timed Step+BP ticks, 0 skips"),
-           ("warmup", int, "untimed ticks first"), ("width", int, "features of every layer"),
-           ("layers_per_cell", int, "dense layers per cell"),
-           ("window", int, "most ticks in flight"),
-           ("timeout_s", float, "limit of every wait for actors"))
+HELP = {"ticks": "timed ticks", "train_ticks": "timed Step+BP / StepTweenChain ticks, 0 skips",
+        "warmup": "untimed ticks first", "width": "features of every layer",
+        "layers_per_cell": "dense layers per cell", "window": "most ticks in flight",
+        "timeout_s": "limit of every wait for actors"}
 
 
 def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="300 ticks, 60 Step+BP ticks")
-    for name, kind, text in OPTIONS:
-        ap.add_argument("--" + name.replace("_", "-"), type=kind,
-                        help=f"{text} (default {BenchConfig.__dataclass_fields__[name].default})")
+    ap.add_argument("--quick", action="store_true", help="300 ticks, 60 training ticks")
+    defaults = {f.name: f.default for f in fields(BenchConfig)}
+    for name, text in HELP.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(defaults[name]),
+                        help=f"{text} (default {defaults[name]})")
     ap.add_argument("--engine-residuals", action="store_true",
                     help="loom_residuals=False (the engine's cross-layer residual)")
     ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args(argv)
-    given = {k: v for k, v in vars(args).items()
-             if v is not None and k in BenchConfig.__dataclass_fields__}
-    given["loom_residuals"] = not args.engine_residuals
+    given = {k: getattr(args, k) for k in HELP if getattr(args, k) is not None}
     try:
-        return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
+        base = BenchConfig(**QUICK) if args.quick else BenchConfig()
+        return replace(base, loom_residuals=not args.engine_residuals, **given), args
     except ConfigError as e:
         ap.error(str(e))
 
 
 def main(argv: list[str] | None = None) -> dict:
     cfg, args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = not ray.is_initialized()
-    if started and args.address:
-        ray.init(address=args.address, log_to_driver=False)
-    elif started:
-        ray.init(address="local", num_cpus=args.num_cpus or len(os.sched_getaffinity(0)),
-                 include_dashboard=False, log_to_driver=False)
+    started = connect(args.address, args.num_cpus)
     try:
         report = run(cfg, log=lambda s: print(s, flush=True))
     finally:
@@ -192,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
             ray.shutdown()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(report, args.json)
         print(f"wrote {args.json}")
     return report
 

@@ -33,6 +33,11 @@ def local_outputs(net, xs, loom, hold=1):
     return out
 
 
+def assert_per_tick(got, want):
+    for tick, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, **TOL, err_msg=f"tick {tick + 1}")
+
+
 def local_step_bp(net, xs, targets, lr, grad_scaling):
     state = StepState(net, loom_residuals=True)
     for x, t in zip(xs, targets):
@@ -51,8 +56,7 @@ def test_chained_step_cells_equal_one_state_without_ray():
     for x in xs:
         last = [c.tick(a) for c, a in zip(cells, [(x, None)] + last[:-1])]
         got.append(last[-1][0].copy())
-    for tick, (a, b) in enumerate(zip(got, local_outputs(net, xs, loom=False))):
-        np.testing.assert_allclose(a, b, **TOL, err_msg=f"tick {tick + 1}")
+    assert_per_tick(got, local_outputs(net, xs, loom=False))
 
 
 @pytest.mark.ray
@@ -68,8 +72,7 @@ def test_grid_outputs_equal_local_per_tick(ray_session, loom):
         grid.shutdown()
     want = local_outputs(net, xs, loom, hold=3)
     assert len(got) == len(want) == 30
-    for tick, (a, b) in enumerate(zip(got, want)):
-        np.testing.assert_allclose(a, b, **TOL, err_msg=f"tick {tick + 1}")
+    assert_per_tick(got, want)
 
 
 @pytest.mark.ray
@@ -119,6 +122,19 @@ def stc_data(net, n=12, seed=6):
     return inputs(net, n, seed=seed), [int(c) for c in rng.integers(0, 2, n)]
 
 
+def tween_through(cells, x, c, rate):
+    """TweenStep(x, c) span by span on plain StepCells, as StepGrid.tween_tick submits it."""
+    fwd = (x, None)
+    for cell in cells:
+        fwd = cell.tween_forward(fwd)
+    msg = cells[-1].tween_backward_last(c, 2)
+    for cell in reversed(cells[:-1]):
+        msg = cell.tween_backward(msg)
+    for cell in cells:
+        cell.tween_update(msg, rate)
+    return msg
+
+
 def test_tween_spans_equal_local_step_tween_chain_without_ray():
     net = residual_net(batch=1)
     xs, cs = stc_data(net)
@@ -126,15 +142,7 @@ def test_tween_spans_equal_local_step_tween_chain_without_ray():
     last, losses = [None] * 4, []
     for x, c in zip(xs, cs):
         last = [cell.tick(a) for cell, a in zip(cells, [(x, None)] + last[:-1])]
-        fwd = (x, None)
-        for cell in cells:
-            fwd = cell.tween_forward(fwd)
-        msg = cells[-1].tween_backward_last(c, 2)
-        for cell in reversed(cells[:-1]):
-            msg = cell.tween_backward(msg)
-        for cell in cells:
-            cell.tween_update(msg, 0.02)
-        losses.append(msg[3])
+        losses.append(tween_through(cells, x, c, 0.02)[3])
     got = {k: w for cell in cells for k, w in cell.params().items()}
     _, want_losses, want = local_stc(net, xs, cs, 2)
     assert losses == want_losses
@@ -171,14 +179,7 @@ def test_tween_spans_share_the_explosion_multiplier():
     xs, cs = stc_data(net, n=30, seed=8)
     cells = [StepCell(net, (2 * k, 2 * k + 2), tween_config=cfg) for k in range(4)]
     for x, c in zip(xs, cs):
-        fwd = (x, None)
-        for cell in cells:
-            fwd = cell.tween_forward(fwd)
-        msg = cells[-1].tween_backward_last(c, 2)
-        for cell in reversed(cells[:-1]):
-            msg = cell.tween_backward(msg)
-        for cell in cells:
-            cell.tween_update(msg, 0.5)
+        tween_through(cells, x, c, 0.5)
     ts = TweenState(net, cfg)
     for x, c in zip(xs, cs):
         ts.tween_step(net, x, c, 2, 0.5)
