@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..network import Layer
 from ..plan import Plan
 from ..threads import set_threads
+from ..tween.bp import keep_loom_apply_grads
 from ..tween.step import StepState
 from ..tween.step_tween import TweenSpan
 from .transport import RayTransport
@@ -58,19 +59,24 @@ class StepCell:
         self.state.step_forward()
         return self.state.layer_data()[-1], self.state.residual_out()
 
-    def backward(self, grad, grad_scaling: bool = False, lr: float | None = None):
+    def backward(self, grad, grad_scaling: bool = False, lr: float | None = None,
+                 loom_apply: bool = False):
         """grad: (dL/d output, dL/d residual_out) from the next span -> the same for ours.
-        With `lr`, apply the gradients right after (one call per actor and tick)."""
+        With `lr`, apply the gradients right after (one call per actor and tick); with
+        loom_apply only those LOOM's ApplyGradients applies (Dense/Conv2D kernel and bias)."""
         out = self.state.span_backward(grad[0], grad[1], grad_scaling)
         if lr is not None:
+            if loom_apply:
+                keep_loom_apply_grads(self.state)  # reads only .layers: this span's slots
             self.state.apply_gradients(lr)
         return out
 
-    def backward_target(self, target, grad_scaling: bool = False, lr: float | None = None):
+    def backward_target(self, target, grad_scaling: bool = False, lr: float | None = None,
+                        loom_apply: bool = False):
         """Last span: Step+BP's output gradient out - target (LOOM: no 2/N), then backward."""
         out = self.state.layer_data()[-1]
         dy = out - np.asarray(target, out.dtype).reshape(out.shape)
-        return self.backward((dy, None), grad_scaling, lr)
+        return self.backward((dy, None), grad_scaling, lr, loom_apply)
 
     # TweenStep over the span (StepTweenChain's training), see tween/step_tween.py
     def tween_forward(self, prev):
@@ -166,14 +172,16 @@ class StepGrid:
                                f"the work is slow, or check the actors (ray status)")
         return refs
 
-    def train_tick(self, x, target, lr: float, grad_scaling: bool = False):
+    def train_tick(self, x, target, lr: float, grad_scaling: bool = False,
+                   loom_apply: bool = False):
         """One Step+BP tick (LOOM's Test 17-19 StepBP): tick, dy = output - target, backward
-        chained actor to actor, each actor applying SGD right after its backward. Returns
-        the output's ObjectRef."""
+        chained actor to actor, each actor applying SGD right after its backward (loom_apply:
+        only LOOM's ApplyGradients parameters, as tween.modes.StepBP). Returns the output's
+        ObjectRef."""
         out = self.tick(x)
-        grad = self.actors[-1].backward_target.remote(target, grad_scaling, lr)
+        grad = self.actors[-1].backward_target.remote(target, grad_scaling, lr, loom_apply)
         for a in reversed(self.actors[:-1]):
-            grad = a.backward.remote(grad, grad_scaling, lr)
+            grad = a.backward.remote(grad, grad_scaling, lr, loom_apply)
         self._applied.append(grad)  # done once every actor of the chain has applied
         return out
 

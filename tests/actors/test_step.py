@@ -188,3 +188,27 @@ def test_tween_spans_share_the_explosion_multiplier():
     got = {k: w for cell in cells for k, w in cell.params().items()}
     for k, w in net.parameters():
         np.testing.assert_array_equal(got[k], w, err_msg=str(k))
+
+
+@pytest.mark.ray
+def test_grid_step_bp_equals_the_step_bp_mode(ray_session):
+    """Tests 17-19 Step+BP: grad = out - onehot, gradient attention, LOOM's apply set."""
+    net = residual_net(batch=1)
+    xs, cs = stc_data(net, n=12, seed=9)
+    grid = StepGrid(net)
+    try:
+        outs = [grid.train_tick(x, np.eye(2, dtype=np.float32)[c], 0.02, grad_scaling=True,
+                                loom_apply=True) for x, c in zip(xs, cs)]
+        got_out = [y for y, _ in grid.transport.get(outs, "test")]
+        got = grid.params()
+    finally:
+        grid.shutdown()
+    start = {k: w.copy() for k, w in net.parameters()}
+    mode = make_mode("StepBP", net, 2, "adapt")
+    for x, c, y in zip(xs, cs, got_out):
+        np.testing.assert_array_equal(mode.output(x), y.ravel())
+        mode.learn(x, c)
+    for k, w in net.parameters():
+        np.testing.assert_array_equal(got[k], w, err_msg=str(k))
+    changed = {k[3] for k in start if not np.array_equal(start[k], got[k])}
+    assert changed == {"kernel", "biases"}  # only LOOM's ApplyGradients set moved
