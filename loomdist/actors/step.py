@@ -7,10 +7,12 @@ the driver only submits calls, and Ray runs each actor's calls in submission ord
     running (4 actors):     t=1   a0 a1 a2 a3      (a1..a3 read their zero buffers)
                             t=2   a0 a1 a2 a3      (a1 reads a0's tick 1, ...)
 
-This equals one StepState over the whole network tick for tick: actor k's buffer 0 before its
-tick t holds global buffer `first_k` after tick t-1. Step+BP training (`train_tick`) chains
-the backward from the last actor to the first inside one tick, then every actor applies its
-own gradients, before its next tick (again only by call order).
+This equals one StepState over the whole network tick for tick: before its tick t, actor k's
+buffer 0 holds the global buffer of its first layer after tick t-1. Step+BP (`train_tick`)
+chains the backward from the last actor to the first inside one tick, each actor applying its
+own gradients before its next tick (again only by call order). StepTweenChain (`tween_tick`)
+runs TweenStep span by span (tween/step_tween.py): forward first to last, chain-rule errors
+last to first, then every actor updates its own layers.
 """
 
 from __future__ import annotations
