@@ -149,8 +149,8 @@ class StepState:
 
     # ---------------------------------------------------------------- ticks
     def _compute(self, i: int):
-        return walk_forward([self._slots[i]], self._data[i], self._res[i],
-                            where=lambda _, s: self.net._where(self.first + i, s))
+        # no `where` names: sizes were checked in __init__ and set_input keeps the features
+        return walk_forward([self._slots[i]], self._data[i], self._res[i])
 
     def step_forward(self) -> None:
         """One tick: every layer reads its buffer as it was before the tick."""
