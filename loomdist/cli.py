@@ -162,5 +162,13 @@ _register_training()
 __import__("loomdist.cli_tween").cli_tween.register(main, _console, _guard)
 
 
+def _register_telemetry():
+    from .cli_telemetry import register
+    register(main, _console, _guard)
+
+
+_register_telemetry()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -27,6 +27,7 @@ import numpy as np
 from ..engine import walk_backward, walk_forward
 from ..errors import ConfigError, ShapeError
 from ..layers._common import positive_int
+from .events import fire_forward, observed_walk
 from .step_grad import scale_layer_grads
 
 
@@ -155,6 +156,9 @@ class StepState:
     def step_forward(self) -> None:
         """One tick: every layer reads its buffer as it was before the tick."""
         walks = [self._compute(i) for i in range(self.num_layers)]
+        if self.net._observers:
+            fire_forward(self.net, [w.output for w in walks], "step", self.step_count,
+                         inputs=self._data[:-1], first=self.first)
         self._data[1:] = [w.output for w in walks]
         if self.loom_residuals:
             self._res = [w.residual_out for w in walks]
@@ -215,6 +219,9 @@ class StepState:
             raise ShapeError(f"StepState.step_backward: gradient has {g.size} values, the "
                              f"output has {out.size}; pass dL/d(output) of the last tick")
         g, d_res = g.reshape(out.shape), None if self.loom_residuals else d_residual
+        if self.net._observers:
+            walks = [observed_walk(self.net, w, self.first + i, "step", self.step_count)
+                     for i, w in enumerate(walks)]
         for walk in reversed(walks):
             g, d_res = _backward_one(walk, g, d_res, grad_scaling)
             d_res = None if self.loom_residuals else d_res
