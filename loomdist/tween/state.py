@@ -74,6 +74,20 @@ class TweenState:
         self.depth_barrier_history, self.epoch_metrics = [], []
         self.explosion = ExplosionTracker()
 
+    def _plain_walk(self, net):
+        """(spec, params, module) per layer when no layer has LOOM's implicit residual (the
+        engine walk then reduces to calling each module's forward); else None."""
+        key = tuple(id(s) for s in net.layers)
+        if getattr(self, "_plain_key", None) != key:
+            mods = [s.module for s in net.layers]
+            plain = all(getattr(m, "RESIDUAL", None) is None for m in mods)
+            self._plain = [(s.spec, s.params, m) for s, m in zip(net.layers, mods)] \
+                if plain else None
+            self._plain_key = key
+            hook = getattr(mods[0], "in_features", None)
+            self._n_in = hook(net.layers[0].spec) if hook else None
+        return self._plain
+
     @staticmethod
     def _has_kernel(slot) -> bool:
         return rule_for(kind_of(slot)).HAS_KERNEL
@@ -82,6 +96,10 @@ class TweenState:
     def forward_pass(self, net, x) -> np.ndarray:
         """ForwardPass: ForwardCPU(x) (disabled layers pass through); stores ForwardActs."""
         x = np.asarray(x, F32).reshape(1, -1)
+        plain = self._plain_walk(net)
+        if plain is not None and not self.disabled and x.shape[1] == self._n_in:
+            self.forward_acts = _plain_forward(plain, x)
+            return self.forward_acts[-1]
         slots = [_Identity(s) if i in self.disabled else s for i, s in enumerate(net.layers)]
         walk = walk_forward(slots, x, where=lambda i, s: f"TweenState layer {i}")
         self.forward_acts = [t.reshape(-1) for t in walk.tensors[1:]]
@@ -106,6 +124,11 @@ class TweenState:
     def calculate_link_budgets(self) -> None:
         self.link_budgets, self.gaps, self.depth_barrier = link_budgets(
             self.forward_acts, self.backward_targets)
+
+    def calculate_link_budgets_from_sample(self, net, x) -> None:
+        """Forward x, then budgets against the stored (stale) backward targets."""
+        self.forward_pass(net, x)
+        self.calculate_link_budgets()
 
     def _layer_gaps(self) -> list:
         return [None if t is None else gap_of(t, a)
@@ -230,6 +253,14 @@ class TweenState:
         """(avg, max) gap, max starting at 0."""
         g = self.gaps
         return (0.0, 0.0) if g.size == 0 else (float(g.mean()), max(0.0, float(g.max())))
+
+
+def _plain_forward(plain, x) -> list:
+    acts, h = [x.reshape(-1)], x
+    for spec, params, module in plain:
+        h, _ = module.forward(spec, params, h)
+        acts.append(h.reshape(-1))
+    return acts
 
 
 def _sq_error(out: np.ndarray, c: int, out_size: int) -> float:

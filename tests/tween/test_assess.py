@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from loomdist.cli import main
 from loomdist.errors import ConfigError
 from loomdist.tween.assess import published as pub
-from loomdist.tween.assess.adapt import PROTOCOLS, run_config
-from loomdist.tween.assess.clock import DeterministicClock, make_clock
+from loomdist.tween.assess.adapt import PROTOCOLS, AdaptProtocol, run_adaptation, run_config
+from loomdist.tween.assess.clock import DeterministicClock, WallClock, make_clock
 from loomdist.tween.assess.env import AVOID, ChaseEnv, t16_data
 from loomdist.tween.assess.nets import FACTORIES, INPUT_SIZES, make_net, t17_net
 from loomdist.tween.assess.run import AssessConfig
@@ -99,6 +99,20 @@ def test_test18_windows_and_task_changes():
     assert (c2["pre_change_window"], c2["post_change_window"]) == (5, 6)
     assert run.tasks == [0, 0, 0, 1, 1, 1, 0, 0, 0, 0]
     assert c1["post_accuracy"] == run.accuracy[3]
+
+
+def test_wall_clock_run_fills_windows_by_time():
+    proto = AdaptProtocol(17, 0.6, 3, ((0.2, AVOID), (0.4, 0)), True)
+    run = run_adaptation(t17_net(0), "TweenChain", proto, WallClock(), np.random.default_rng(0))
+    assert run.outputs.min() > 0 and run.clock == "wall"
+    assert [c["post_change_window"] for c in run.task_changes] == [1, 2]
+    assert 0.6 <= run.wall_s < 5 and run.outputs_per_sec > 0
+
+
+@pytest.mark.parametrize("kind", ["Conv2D", "RNN", "LSTM", "Attn"])
+def test_every_adaptation_network_runs(kind):
+    run = run_config(kind, 3, "StepTweenChain", PROTOCOLS[19], DeterministicClock(5), seed=0)
+    assert run.total_outputs == 50 and run.model_name == f"{kind}-3L"
 
 
 def test_assess_config_errors():

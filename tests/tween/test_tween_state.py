@@ -42,6 +42,15 @@ def test_batch_apply_uses_averaged_gap_of_last_sample_activations():
     assert ts.batch_count == 0
 
 
+def test_link_budgets_from_sample_use_stale_targets():
+    net, x = build("dense")
+    ts = TweenState(net)
+    ts.tween_step(net, x, 2, 3, 0.0)
+    first = ts.link_budgets.copy()
+    ts.calculate_link_budgets_from_sample(net, -x)
+    assert ts.backward_targets[2][2] == 1.0 and not np.array_equal(first, ts.link_budgets)
+
+
 def test_save_and_restore_best_copy_kernels():
     net, x = build("dense")
     ts = TweenState(net)
