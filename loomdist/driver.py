@@ -80,6 +80,9 @@ class DistributedTrainer:
             write checkpoint files into run_dir, so on a cluster it must be a shared path.
         max_restarts: how often fit restarts the actors after one died or timed out.
         fault: a recovery.Fault to inject (tests); its counter goes to run_dir/faults.
+        defer_weight_grads: stages compute only dL/dx per micro-batch and each weight
+            gradient once per mini-batch, with one GEMM over all micro-batches (layers whose
+            module has backward_input / weight_grads); False: per micro-batch, accumulated.
     Raises:
         ConfigError: bad plan, schedule, micro-batch count, max_restarts or fault,
             unreachable address or too few CPUs, before any actor starts.
@@ -88,8 +91,9 @@ class DistributedTrainer:
     def __init__(self, net, config, plan: Plan | None = None, schedule: str = "gpipe",
                  microbatches: int = 1, address: str | None = None, timeout_s: float = 600.0,
                  run_dir=None, on_step=None, on_epoch=None, max_restarts: int = 3,
-                 fault: Fault | None = None):
+                 fault: Fault | None = None, defer_weight_grads: bool = True):
         self.net, self.cfg, self.plan = net, config, plan or Plan.cells(net)
+        self.defer = bool(defer_weight_grads)
         self.schedule, self.micro = schedule_by_name(schedule), microbatches
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.on_step, self.on_epoch, self.step_no = on_step, on_epoch, 0
@@ -159,7 +163,7 @@ class DistributedTrainer:
                 cell = CellActor.options(num_cpus=per).remote(
                     [(i, net.coords(i), net.layers[i]) for i in idx], optim,
                     loss if s == last else None, branches, self.transport, self.fault,
-                    threads=threads)
+                    self.defer, threads=threads)
                 cells.append(cell)
                 owners.append((cell, rc))
             self.cells.append(cells)
@@ -171,7 +175,7 @@ class DistributedTrainer:
         groups = [g.tolist() for g in np.array_split(np.arange(n), self.plan.branch_groups)
                   if len(g)]
         return [(BranchActor.options(num_cpus=per).remote(
-            self.net.coords(i), self.net.layers[i], g, optim, threads=threads), g)
+            self.net.coords(i), self.net.layers[i], g, optim, self.defer, threads=threads), g)
                 for g in groups]
 
     # ------------------------------------------------------------ training

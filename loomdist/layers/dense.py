@@ -62,10 +62,29 @@ def forward(spec: Spec, params: dict, x: np.ndarray):
 
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     """dy: (batch, out) -> dx: (batch, in), grads {kernel, biases}."""
+    dx, wcache = backward_input(spec, params, cache, dy)
+    return dx, weight_grads(spec, params, [wcache])
+
+
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
+    """backward's dx alone; the weight gradients wait for weight_grads (pipeline stages
+    defer them to one GEMM per mini-batch).
+
+    Returns dx (batch, in) and wcache (x (batch, in), dz (batch, out), db (out,))."""
     x, z, y = cache
     dz, db = ew.act_backward_bias(z, y, dy, spec.activation)
-    grads = {"kernel": x.T @ dz, "biases": db}
-    return dz @ params["kernel"].T, grads
+    return dz @ params["kernel"].T, (x, dz, db)
+
+
+def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:
+    """{kernel, biases} summed over the micro-batches whose wcaches backward_input returned
+    (in order): one (in, rows) @ (rows, out) GEMM over all their rows."""
+    xs, dzs, dbs = zip(*wcaches)
+    x, dz = (xs[0], dzs[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(dzs))
+    db = dbs[0].copy()
+    for d in dbs[1:]:
+        db += d
+    return {"kernel": x.T @ dz, "biases": db}
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:
