@@ -8,7 +8,7 @@ import numpy as np
 
 from ..activations import check_activation
 from ..kernels.cpu import elementwise as ew
-from ._common import expect_features, positive_int
+from ._common import concat_rows, expect_features, positive_int, sum_in_order
 
 TYPE = "dense"
 WEIGHT_KEYS = ("biases", "kernel")  # order inside LOOM's weight payload
@@ -79,12 +79,8 @@ def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
 def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:
     """{kernel, biases} summed over the micro-batches whose wcaches backward_input returned
     (in order): one (in, rows) @ (rows, out) GEMM over all their rows."""
-    xs, dzs, dbs = zip(*wcaches)
-    x, dz = (xs[0], dzs[0]) if len(xs) == 1 else (np.concatenate(xs), np.concatenate(dzs))
-    db = dbs[0].copy()
-    for d in dbs[1:]:
-        db += d
-    return {"kernel": x.T @ dz, "biases": db}
+    x, dz = concat_rows([w[:2] for w in wcaches])
+    return {"kernel": x.T @ dz, "biases": sum_in_order(w[2] for w in wcaches)}
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:
