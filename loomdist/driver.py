@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,7 +54,7 @@ from .layers import module_of
 from .plan import Plan
 from .recovery import ActorLost, Fault, fresh_state, gave_up
 from .schedule import schedule_by_name
-from .train import _result, epoch_order, fused_softmax
+from .train import fit_loop, fused_softmax
 
 SETTING = "DistributedTrainer(timeout_s=...) / --timeout-s"
 # Errors after which a restart can help (a dead actor, worker, node or object; a wait that
@@ -202,38 +201,17 @@ class DistributedTrainer:
                 restarts, s = restarts + 1, None
 
     def _fit(self, x, targets, s: dict):
-        """train.Trainer.fit's loop from state `s` (its trainer.json fields)."""
-        n, bs = len(x), self.cfg.batch_size
-        per_epoch = -(-n // bs)
-        sched, self.step_no = self.cfg.schedule(per_epoch), s["step"]
-        start = time.perf_counter() - s.get("elapsed", 0.0)
-        for epoch in range(s["epoch"], self.cfg.epochs):
-            order, t0 = epoch_order(n, epoch, self.cfg), time.perf_counter()
-            for b in range(s["batch"], per_epoch):
-                idx = order[b * bs:(b + 1) * bs]
-                loss, norm = self.step(x[idx], targets[idx], sched(s["step"]))
-                s.update(step=s["step"] + 1, batch=b + 1, loss_sum=s["loss_sum"] + loss,
-                         grad_norm=norm)
-                if self.on_step:
-                    self.on_step(s["step"], loss)
-                self._maybe_checkpoint(s, start, final=False)
-            self._end_epoch(s, epoch, per_epoch, sched, t0)
-        self._maybe_checkpoint(s, start, final=True)
+        """train.fit_loop from state `s` (its trainer.json fields), on the actors."""
+        self.step_no = s["step"]
+        on_epoch = None if self.on_epoch is None else self._on_epoch
+        ckpt = None if self.run_dir is None else self.checkpoint
+        result = fit_loop(self.cfg, x, targets, s, self.step, ckpt, self.on_step, on_epoch)
         self.network()
-        return _result(s["history"], time.perf_counter() - start, n * self.cfg.epochs,
-                       s["step"], s.get("metrics"))
+        return result
 
-    def _end_epoch(self, s, epoch, per_epoch, sched, t0) -> None:
-        record = {"epoch": epoch, "step": s["step"], "loss": s["loss_sum"] / per_epoch,
-                  "lr": sched(s["step"] - 1), "grad_norm": s.get("grad_norm", 0.0),
-                  "time_s": time.perf_counter() - t0}
-        if self.on_epoch:
-            self.network()
-            extra = self.on_epoch(record) or {}
-            s["metrics"] = extra.pop("_metrics", s.get("metrics"))
-            record.update(extra)
-        s["history"].append(record)
-        s.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
+    def _on_epoch(self, record: dict):
+        self.network()  # validation reads net's weights
+        return self.on_epoch(record)
 
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, float]:
         """One mini-batch: pipeline every replica, combine, clip, update. (loss, norm)."""
@@ -347,14 +325,6 @@ class DistributedTrainer:
                                  "gradients"):
             out.update(g)
         return out
-
-    def _maybe_checkpoint(self, s: dict, start: float, final: bool) -> None:
-        every = self.cfg.checkpoint_every
-        if self.run_dir is None or not (final or (every and s["step"] % every == 0)):
-            return
-        state = {k: v for k, v in s.items() if k != "metrics"}
-        state["elapsed"] = time.perf_counter() - start
-        self.checkpoint(state)
 
     def checkpoint(self, state: dict | None = None) -> Path:
         """Checkpoint in io.checkpoint's format: cells write their npz files, the driver
