@@ -6,6 +6,10 @@ residual tensor its predecessor left (`residual_in`) and hands its own on (`resi
 backward returns the gradient for both the input and that incoming residual.
 
 Tensor indices inside a walk: 0 = residual_in, 1 = input, i + 2 = output of local layer i.
+
+A pipeline stage may defer weight gradients: backward then computes only dL/dx per
+micro-batch (what the previous stage waits for) and WeightGradStash computes each layer's
+weight gradients once per mini-batch, for modules that split their backward.
 """
 
 from __future__ import annotations

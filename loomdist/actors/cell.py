@@ -37,7 +37,7 @@ class ParamOwner:
 
     owned: list
     opt: Optimizer
-    wstash: WeightGradStash | None
+    wstash: WeightGradStash | None = None
 
     def params(self):
         for (r, c, lay, pre), slot in self.owned:
