@@ -16,6 +16,7 @@ Public API (stable; the GPU layer modules build on it):
     s.copy(src, dst, count=None, src_offset=0, dst_offset=0)   element offsets and count
     s.fill_zero(a)                     clear a device array
     s.submit()                         send what is recorded (no wait)
+    s.finish()                         submit and wait until the device is done (timing)
     s.read(*arrays) -> list[np.ndarray]   submit, then one map of one staging buffer
 Arrays and uniform buffers used by recorded work are kept alive until the next submit.
 """
@@ -136,6 +137,14 @@ class Stream:
             self.device.raw.queue.submit([self._encoder.finish()])
             self._encoder = None
         self._keep = []
+
+    def finish(self) -> None:
+        """Submit and wait for the device (a 4-byte readback: wgpu-py 0.32's
+        on_submitted_work_done_sync fails in its cffi callback on wgpu-native)."""
+        if getattr(self.device, "_fence", None) is None:
+            self.device._fence = empty((1,), self.device, "Stream.finish")
+        self.submit()
+        self.device.raw.queue.read_buffer(self.device._fence.buffer, 0, 4)
 
     def read(self, *arrays: GpuArray) -> list[np.ndarray]:
         """Submit what is recorded, copy `arrays` into one staging buffer, map it once."""
