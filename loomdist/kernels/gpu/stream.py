@@ -29,6 +29,7 @@ import wgpu
 from loomdist.errors import ConfigError
 from loomdist.kernels.gpu.array import GpuArray, empty
 from loomdist.kernels.gpu.device import Device, get_device
+from loomdist.kernels.gpu.gemm import encode_gemm
 
 WORKGROUP = 256  # threads per workgroup of the 1-D shaders
 
@@ -105,15 +106,11 @@ class Stream:
 
     def gemm(self, a: GpuArray, b: GpuArray, c: GpuArray, m: int, n: int, k: int,
              trans_a: bool = False, trans_b: bool = False, accumulate: bool = False) -> None:
-        """Record c (m, n) = op(a) @ op(b), or c += op(a) @ op(b) when `accumulate`."""
-        if m * n == 0:
-            return
-        if k == 0:
-            if not accumulate:
-                self.fill_zero(c)
-            return
+        """Record c (m, n) = op(a) @ op(b), or c += op(a) @ op(b) when `accumulate`
+        (gemm.encode_gemm: k == 0 clears c, or leaves it when accumulating)."""
         self._keep += [a, b, c]
-        _encode_gemm(self, a, b, c, (m, n, k), trans_a, trans_b, accumulate)
+        encode_gemm(self.device, self.encoder, a.buffer, b.buffer, c.buffer, m, n, k,
+                    trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
 
     def copy(self, src: GpuArray, dst: GpuArray, count: int | None = None,
              src_offset: int = 0, dst_offset: int = 0) -> None:
@@ -173,14 +170,3 @@ class Stream:
         """A new device array on this stream's device."""
         return empty(shape, self.device, where)
 
-
-def _encode_gemm(stream: Stream, a, b, c, mnk, trans_a, trans_b, accumulate) -> None:
-    """GEMM through gemm.wgsl; accumulate goes through a temporary and an in-place add."""
-    m, n, k = mnk
-    out = stream.empty((m, n), "Stream.gemm") if accumulate else c
-    stream.dispatch("gemm", [a, b, out], {"M": m, "N": n, "K": k, "pad": 0},
-                    (-(-n // 64), -(-m // 64), 1),
-                    {"TRANS_A": int(trans_a), "TRANS_B": int(trans_b)})
-    if accumulate:
-        stream.dispatch("elementwise", [out, c], {"n": m * n}, stream.groups(m * n),
-                        entry="add_into")
