@@ -72,3 +72,4 @@ def test_gemm_rejects_operands_smaller_than_the_product():
     with pytest.raises(ShapeError, match=r"Stream.gemm: operands \(2, 3\), \(3, 2\), \(2, 1\) "
                                          r"are too small for m=2, n=2, k=3"):
         s.gemm(a, b, c, 2, 2, 3)
+

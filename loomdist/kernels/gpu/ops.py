@@ -19,6 +19,7 @@ from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 
 SHADER = "elementwise"
+CHUNK_ROWS = 64  # rows per partial sum of colsum's first pass
 
 
 def _act(activation: str) -> dict:
@@ -79,9 +80,20 @@ def scale(s: Stream, a: GpuArray, factor: float) -> None:
 
 def colsum(s: Stream, x: GpuArray, out: GpuArray | None = None,
            accumulate: bool = False) -> GpuArray:
-    """Column sums of x (rows, cols) into out (cols,); adds to out when `accumulate`."""
-    rows, cols = x.size // x.shape[-1], x.shape[-1]
+    """Column sums of x (rows, cols) into out (cols,); adds to out when `accumulate`.
+
+    Past CHUNK_ROWS rows, chunks of rows are summed in parallel first (colsum_partial), so
+    a tall thin matrix does not leave one thread per column walking every row.
+    """
+    rows, cols = x.size // max(x.shape[-1], 1), x.shape[-1]
     out = out if out is not None else s.scratch((cols,), "gpu.colsum")
+    chunks = -(-rows // CHUNK_ROWS)
+    limit = s.device.limits.get("max-compute-workgroups-per-dimension", 65535)
+    if 1 < chunks <= limit:
+        part = s.scratch((chunks, cols), "gpu.colsum partial")
+        s.dispatch(SHADER, [x, part], {"rows": rows, "cols": cols, "chunk": CHUNK_ROWS},
+                   (-(-cols // 64), chunks, 1), entry="colsum_partial")
+        x, rows = part, chunks
     s.dispatch(SHADER, [x, out], {"rows": rows, "cols": cols, "accumulate": int(accumulate)},
                s.groups(cols), entry="colsum")
     return out
