@@ -24,6 +24,5 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
     rows, n = x2.shape
     dx = s.scratch(dy.shape, "layer_norm dx")
     per_row(s, "ln_backward", [x2, params["gamma"], mean, rstd, dy, dx], rows, n)
-    dgamma, dbeta = s.scratch((n,)), s.scratch((n,))
-    per_column(s, "ln_params", [x2, mean, rstd, dy, dgamma, dbeta], rows, n)
-    return dx, {"gamma": dgamma, "beta": dbeta}
+    dgamma, dbeta = per_column(s, "ln_params", [x2, mean, rstd, dy], 2, rows, n)
+    return dx, {"gamma": dgamma.reshape(n), "beta": dbeta.reshape(n)}

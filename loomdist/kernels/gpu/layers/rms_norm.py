@@ -23,6 +23,5 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
     rows, n = x2.shape
     dx = s.scratch(dy.shape, "rms_norm dx")
     per_row(s, "rms_backward", [x2, params["gamma"], rstd, dy, dx], rows, n)
-    dgamma = s.scratch((n,))
-    per_column(s, "rms_params", [x2, rstd, dy, dgamma], rows, n)
-    return dx, {"gamma": dgamma}
+    (dgamma,) = per_column(s, "rms_params", [x2, rstd, dy], 1, rows, n)
+    return dx, {"gamma": dgamma.reshape(n)}
