@@ -158,3 +158,31 @@ def test_fused_softmax_cross_entropy_step_matches_cpu(variant):
         results.append(([train_step(net, opt, cfg, x, t, 0.01) for _ in range(2)], net))
     np.testing.assert_allclose(np.array(results[1][0]), np.array(results[0][0]), rtol=RTOL)
     _assert_same_weights(results[0][1], results[1][1])
+
+
+class _Events:
+    def __init__(self):
+        self.events = []
+
+    def on_forward(self, e):
+        self.events.append(e)
+
+    def on_backward(self, e):
+        self.events.append(e)
+
+
+def test_layer_observers_see_the_cpu_events_on_the_gpu():
+    from loomdist.tween.observers import attach
+    x, _ = batch(1)
+    dy = np.ones((4, 3), np.float32)
+    seen = []
+    for backend in ("cpu", "gpu"):
+        net, obs = mixed_network(backend), _Events()
+        attach(net, obs)
+        net.forward(x)
+        net.backward(dy)
+        seen.append(obs.events)
+    cpu, gpu = seen
+    assert [(e.type, e.layer_idx) for e in gpu] == [(e.type, e.layer_idx) for e in cpu]
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_allclose(b.output, a.output, rtol=RTOL, atol=ATOL)

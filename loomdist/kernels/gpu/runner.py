@@ -71,6 +71,7 @@ class GpuRunner:
         self.params: list = [{} for _ in net.layers]
         self.grads: list = [{} for _ in net.layers]
         self.tape = None
+        self._layer_dx: list = []  # (layer, dL/d(input)) of the last backward, for events
         self.stale = False  # device newer than the host caches
         self._optimizers: dict = {}
         self._arenas: dict = {}  # dropped when a layer is placed: its bind groups hold params
@@ -148,6 +149,13 @@ class GpuRunner:
         tensors = self.tape[1][1:]
         return Stream(self.device).read(*[tensors[i] for i in indices or range(len(tensors))])
 
+    def layer_input_grads(self) -> list:
+        """[(layer index, dL/d(its input))] of the last backward, in backward order (one
+        readback; for LOOM's backward events)."""
+        pairs = self._layer_dx
+        values = Stream(self.device).read(*[dx for _, dx in pairs]) if pairs else []
+        return [(i, v) for (i, _), v in zip(pairs, values)]
+
     def record_forward(self, s: Stream, x: GpuArray) -> GpuArray:
         """Record the forward walk; keeps (tape, tensors) for backward."""
         tensors, tape, residual = [None, x], [], None
@@ -178,6 +186,7 @@ class GpuRunner:
         """Record backward from dL/d(output) (or of layer upto-1's output); returns dx."""
         tape, tensors = self.tape
         tape = tape if upto is None else tape[:upto]
+        self._layer_dx = []
         grads: list = [None] * (len(tape) + 2)
         grads[-1] = dy
         for k in range(len(tape) - 1, -1, -1):
@@ -190,6 +199,7 @@ class GpuRunner:
             spec = self.net.layers[i].spec
             module = registry.gpu_module(spec.kind)
             dx, g = module.backward(s, spec, self.params[i], cache, gy)
+            self._layer_dx.append((i, dx))
             self._add_grads(s, i, g)
             if mode == "pre_add" and residual is not None:
                 _accumulate(s, grads, residual, dx)
