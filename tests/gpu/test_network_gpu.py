@@ -186,3 +186,35 @@ def test_layer_observers_see_the_cpu_events_on_the_gpu():
     assert [(e.type, e.layer_idx) for e in gpu] == [(e.type, e.layer_idx) for e in cpu]
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(b.output, a.output, rtol=RTOL, atol=ATOL)
+
+
+def test_in_place_parameter_edits_reach_the_device():
+    cpu, gpu = mixed_network("cpu"), mixed_network("gpu")
+    for net in (cpu, gpu):
+        net.param((0, 0, 0, "kernel"))[...] *= 2  # LOOM users edit the live view
+    x, _ = batch()
+    np.testing.assert_allclose(gpu.forward(x), cpu.forward(x), rtol=RTOL, atol=ATOL)
+
+
+def test_parameter_references_stay_current_after_a_step():
+    net = mixed_network("gpu")
+    kernel = net.param((0, 0, 0, "kernel"))
+    before = kernel.copy()
+    cfg = TrainingConfig(optimizer="sgd")
+    train_step(net, Optimizer(cfg.optim_config()), cfg, *batch(), 0.1)
+    assert net.param((0, 0, 0, "kernel")) is kernel
+    assert not np.array_equal(kernel, before)
+
+
+def test_trainer_checkpoint_and_resume_on_the_gpu_match_the_cpu(tmp_path):
+    from loomdist.train import Trainer
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    t = rng.standard_normal((8, 3)).astype(np.float32)
+    cfg = dict(optimizer="adam", batch_size=4, shuffle=False, learning_rate=0.01)
+    ref = mixed_network("cpu")
+    Trainer(ref, TrainingConfig(epochs=2, **cfg)).fit(x, t)
+    Trainer(mixed_network("gpu"), TrainingConfig(epochs=1, **cfg), tmp_path).fit(x, t)
+    resumed = mixed_network("gpu")  # fresh weights: the checkpoint must overwrite them
+    Trainer(resumed, TrainingConfig(epochs=2, **cfg), tmp_path).fit(x, t, resume=True)
+    _assert_same_weights(ref, resumed)

@@ -3,7 +3,7 @@
     opt = GpuOptimizer(cfg)                    cfg: loomdist.optim.OptimConfig
     opt.step(stream, params, grads, lr, t)     params: [(key, GpuArray)], grads: {key: GpuArray}
     clip_global_norm(stream, grads, max_norm) -> GpuArray (1,): sum of squares before clipping
-State (velocity, moments) stays on the device in `opt.slots[key]`; `slots_numpy()` reads it.
+State (velocity, moments) stays on the device in `opt.slots[key]` (the runner syncs it).
 """
 
 from __future__ import annotations
@@ -57,16 +57,6 @@ class GpuOptimizer:
                 self.slots[key] = [zeros(w.shape, s.device) for _ in range(SLOTS[name])]
             s.dispatch(SHADER, [w, g, *self.slots[key]], self._uniform(w.size, lr, t, key),
                        s.groups(w.size), entry=entry)
-
-    def slots_numpy(self, s: Stream) -> dict:
-        """{key: [state arrays]} read back (one readback)."""
-        keys = list(self.slots)
-        flat = s.read(*[a for k in keys for a in self.slots[k]])
-        out, at = {}, 0
-        for k in keys:
-            n = len(self.slots[k])
-            out[k], at = flat[at:at + n], at + n
-        return out
 
 
 def clip_global_norm(s: Stream, grads: list, max_norm: float) -> GpuArray:
