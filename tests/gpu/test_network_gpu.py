@@ -218,3 +218,13 @@ def test_trainer_checkpoint_and_resume_on_the_gpu_match_the_cpu(tmp_path):
     resumed = mixed_network("gpu")  # fresh weights: the checkpoint must overwrite them
     Trainer(resumed, TrainingConfig(epochs=2, **cfg), tmp_path).fit(x, t, resume=True)
     _assert_same_weights(ref, resumed)
+
+
+def test_a_float64_network_moves_to_the_gpu_as_float32():
+    net = mixed_network("cpu").astype(np.float64)
+    net.to("gpu")
+    assert net.dtype == np.float32
+    assert all(a.dtype == np.float32 for _, a in net.parameters())
+    ref = mixed_network("cpu")
+    x, _ = batch()
+    np.testing.assert_allclose(net.forward(x), ref.forward(x), rtol=RTOL, atol=ATOL)

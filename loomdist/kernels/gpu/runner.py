@@ -29,7 +29,9 @@ class GpuLayer(Layer):
 
     def __init__(self, runner: GpuRunner, index: int, slot: Layer):
         self._runner, self._index = runner, index
-        self.spec, self._params, self._grads = slot.spec, slot.params, slot.grads
+        self.spec, self._grads = slot.spec, slot.grads
+        # float32 host caches (the same arrays when they already are: references stay live)
+        self._params = {k: np.ascontiguousarray(v, np.float32) for k, v in slot.params.items()}
 
     @property
     def params(self) -> dict:
