@@ -66,7 +66,8 @@ class Arena:
 
     The n-th array a Stream allocates with this arena reuses the n-th buffer of the previous
     step when the size matches (cleared to zero first), so bind groups over the same buffers
-    are cached too. Arrays from one step stay valid until the next step with this arena.
+    are cached too. Arrays from one step stay valid until the next step with this arena;
+    submit a step before recording the next one with it (uploads use queue.write_buffer).
     """
 
     def __init__(self, max_groups: int = 16384):
