@@ -1,0 +1,198 @@
+"""Softmax layer on the GPU: LOOM's 10 variants (softmax.wgsl), forward and true JVPs.
+
+Same semantics as loomdist/layers/_softmax_math.py, per sample row of x (batch, n). Tables the
+spec fixes (mask, cluster ids, mixture weights) are uploaded once per spec and kept on the
+device; gumbel noise is drawn on the host from the same generator the CPU layer uses, so a
+seeded layer gives the same output on both backends.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from loomdist.layers import _softmax_math as sm
+from loomdist.kernels.gpu.array import GpuArray, empty, to_gpu
+
+from ._launch import groups
+
+SHADER = "layers/softmax"
+
+
+def _rows(stream, entry: str, arrays: list, rows: int, n: int, scale: float = 1.0) -> None:
+    stream.dispatch(SHADER, arrays, {"rows": rows, "n": n, "scale": float(scale), "pad": 0},
+                    groups(rows), entry=entry)
+
+
+def _softmax(stream, x: GpuArray, rows: int, n: int, t: float) -> GpuArray:
+    y = empty(x.shape)
+    _rows(stream, "softmax_fwd", [x, y], rows, n, 1.0 / t)
+    return y
+
+
+def _softmax_back(stream, y: GpuArray, g: GpuArray, rows: int, n: int, t: float) -> GpuArray:
+    dx = empty(y.shape)
+    _rows(stream, "softmax_bwd", [y, g, dx], rows, n, 1.0 / t)
+    return dx
+
+
+@lru_cache(maxsize=256)
+def _table(values: tuple) -> GpuArray:
+    """A device-resident float32 table of per-spec constants (kept for the process)."""
+    return to_gpu(np.asarray(values, dtype=np.float32))
+
+
+def _size(x: GpuArray) -> tuple[int, int]:
+    return x.shape[0], x.shape[1]
+
+
+# ------------------------------------------------------------------------------- forward
+def _standard(stream, spec, x, t=None):
+    t = spec.effective_temperature if t is None else t
+    nb, n = _size(x)
+    y = _softmax(stream, x, nb, n, t)
+    return y, {"op": "softmax", "y": y, "t": t, "rows": nb, "n": n}
+
+
+def _grid(stream, spec, x):
+    cols = spec.cols if spec.variant == "grid" else spec.levels[-1]
+    rows = x.size // cols
+    y = _softmax(stream, x, rows, cols, spec.effective_temperature)
+    return y, {"op": "softmax", "y": y, "t": spec.effective_temperature, "rows": rows,
+               "n": cols}
+
+
+def _gumbel(stream, spec, x):
+    rng = (np.random.default_rng(spec.noise_seed) if spec.noise_seed is not None
+           else sm._GUMBEL["rng"])  # the CPU layer's generator: same draws on both backends
+    u = np.maximum(rng.random(x.shape, dtype=np.float32), np.float32(1e-10))
+    noise = to_gpu((-np.log(-np.log(u.astype(np.float64)))).astype(np.float32))
+    nb, n = _size(x)
+    t = spec.effective_temperature
+    y = empty(x.shape)
+    _rows(stream, "gumbel_fwd", [x, noise, y], nb, n, 1.0 / t)
+    return y, {"op": "softmax", "y": y, "t": t, "rows": nb, "n": n}  # noise held fixed
+
+
+def _masked(stream, spec, x):
+    nb, n = _size(x)
+    keep = _table(tuple(float(m) for m in spec.mask))
+    t = spec.effective_temperature
+    y = empty(x.shape)
+    _rows(stream, "masked_fwd", [x, keep, y], nb, n, 1.0 / t)
+    return y, {"op": "masked", "y": y, "t": t, "rows": nb, "n": n, "keep": keep}
+
+
+def _sparse(stream, spec, x):
+    nb, n = _size(x)
+    y = empty(x.shape)
+    _rows(stream, "sparse_fwd", [x, y], nb, n)
+    return y, {"op": "sparse", "y": y, "rows": nb, "n": n}
+
+
+def _entmax(stream, spec, x):
+    a = spec.entmax_alpha
+    if a <= 1.0:
+        return _standard(stream, spec, x, 1.0)
+    if a >= 2.0:
+        return _sparse(stream, spec, x)
+    nb, n = _size(x)
+    p = _softmax(stream, x, nb, n, 1.0)
+    s = _sparse(stream, spec, x)[0]
+    y, total = empty(x.shape), empty((nb,))
+    w = float(np.float32(a - 1.0))
+    _rows(stream, "entmax_fwd", [p, s, y, total], nb, n, w)
+    return y, {"op": "entmax", "p": p, "s": s, "y": y, "total": total, "w": w, "rows": nb, "n": n}
+
+
+def _adaptive(stream, spec, x):
+    if not spec.adaptive_clusters:
+        return _standard(stream, spec, x, 1.0)  # LOOM: plain softmax, temperature ignored
+    nb, n = _size(x)
+    cid, onehot = sm._membership(spec, n, np.float32)
+    c = onehot.shape[1]
+    cid_gpu = _table(tuple(float(i) for i in cid))
+    y, q, pc, zc = empty(x.shape), empty(x.shape), empty((nb, c)), empty((nb, c))
+    t = spec.effective_temperature
+    stream.dispatch(SHADER, [x, cid_gpu, y, q, pc, zc],
+                        {"rows": nb, "n": n, "clusters": c, "inv_t": 1.0 / t}, groups(nb),
+                        entry="adaptive_fwd")
+    return y, {"op": "adaptive", "g_shape": x.shape, "q": q, "pc": pc, "cid": cid_gpu, "t": t, "rows": nb, "n": n, "c": c}
+
+
+def _mixture(stream, spec, x):
+    if not spec.mixture_weights:
+        return _standard(stream, spec, x, 1.0)  # LOOM: plain softmax, temperature ignored
+    nb, n = _size(x)
+    m = len(spec.mixture_weights)
+    w = np.asarray(spec.mixture_weights, dtype=np.float32)
+    w_gpu = _table(tuple(float(v) for v in w / w.sum()))
+    s = _softmax(stream, x, nb * m, n // m, 1.0)  # (batch, M, k) flat
+    y = empty((nb, n // m))
+    stream.dispatch(SHADER, [s, w_gpu, y], {"batch": nb, "m": m, "k": n // m, "pad": 0},
+                        groups(nb * (n // m)), entry="mixture_fwd")
+    return y, {"op": "mixture", "x_shape": x.shape, "s": s, "w": w_gpu, "batch": nb, "m": m, "k": n // m}
+
+
+# ------------------------------------------------------------------------------ backward
+def _softmax_bwd(stream, c, g):
+    return _softmax_back(stream, c["y"], g, c["rows"], c["n"], c["t"])
+
+
+def _masked_bwd(stream, c, g):
+    dx = empty(c["y"].shape)
+    _rows(stream, "masked_bwd", [c["y"], g, c["keep"], dx], c["rows"], c["n"], 1.0 / c["t"])
+    return dx
+
+
+def _sparse_bwd(stream, c, g):
+    dx = empty(c["y"].shape)
+    _rows(stream, "sparse_bwd", [c["y"], g, dx], c["rows"], c["n"])
+    return dx
+
+
+def _entmax_bwd(stream, c, g):
+    dx = empty(c["y"].shape)
+    _rows(stream, "entmax_bwd", [c["p"], c["s"], c["y"], c["total"], g, dx], c["rows"], c["n"],
+          c["w"])
+    return dx
+
+
+def _adaptive_bwd(stream, c, g):
+    nb = c["rows"]
+    dx, s, gl = empty(c["g_shape"]), empty((nb, c["c"])), empty((nb, c["c"]))
+    stream.dispatch(SHADER, [g, c["cid"], c["q"], c["pc"], s, gl, dx],
+                    {"rows": nb, "n": c["n"], "clusters": c["c"], "inv_t": 1.0 / c["t"]},
+                    groups(nb), entry="adaptive_bwd")
+    return dx
+
+
+def _mixture_bwd(stream, c, g):
+    dx = empty(c["x_shape"])
+    stream.dispatch(SHADER, [c["s"], c["w"], g, dx],
+                    {"batch": c["batch"], "m": c["m"], "k": c["k"], "pad": 0},
+                    groups(c["batch"] * c["m"]), entry="mixture_bwd")
+    return dx
+
+
+FORWARD = {"standard": _standard, "temperature": _standard, "grid": _grid,
+           "hierarchical": _grid, "gumbel": _gumbel, "masked": _masked, "sparse": _sparse,
+           "entmax": _entmax, "adaptive": _adaptive, "mixture": _mixture}
+BACKWARD = {"softmax": _softmax_bwd, "masked": _masked_bwd, "sparse": _sparse_bwd,
+            "entmax": _entmax_bwd, "adaptive": _adaptive_bwd, "mixture": _mixture_bwd}
+
+
+def forward(stream, spec, params: dict, x: GpuArray):
+    """x: (batch, n) logits -> (probabilities (batch, out_features), cache); no parameters.
+
+    Raises:
+        ShapeError: the input size does not fit the variant (mask length, grid, levels, ...).
+    """
+    spec.out_features(x.shape[1], "softmax gpu forward")
+    return FORWARD[spec.variant](stream, spec, x)
+
+
+def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+    """True Jacobian-vector product of the variant's forward -> (dx (batch, n), {})."""
+    return BACKWARD[cache["op"]](stream, cache, dy), {}
