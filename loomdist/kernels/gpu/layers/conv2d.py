@@ -1,0 +1,69 @@
+"""Conv2D layer on the GPU: batch-wide im2col + the tiled GEMM, fused bias and activation.
+
+Same semantics and layouts as loomdist/layers/conv2d.py (NCHW samples, kernel (F, C, k, k),
+zero padding). Forward: cols (C*k*k, n*P) = im2col(x); z^T (F, n*P) = W @ cols; z, y (n, F, P)
+with the bias and activation fused into the transpose back to NCHW. Backward: dz^T by the
+activation derivative, db its row sums, dW = dz^T @ cols^T, dcols = W^T @ dz^T, dx = col2im.
+"""
+
+from __future__ import annotations
+
+from loomdist.activations import ACTIVATIONS
+from loomdist.kernels.gpu.array import GpuArray, empty
+
+from ._launch import groups
+
+SHADER = "layers/conv2d"
+
+
+def _geo(spec, n: int) -> dict:
+    s = spec
+    return {"n": n, "c": s.input_channels, "h": s.input_height, "w": s.input_width,
+            "f": s.filters, "k": s.kernel_size, "stride": s.stride, "pad": s.padding,
+            "oh": s.output_height, "ow": s.output_width, "p0": 0, "p1": 0}
+
+
+def _run(stream, spec, entry: str, arrays: list, geo: dict, items: int) -> None:
+    stream.dispatch(SHADER, arrays, geo, groups(items),
+                    constants={"ACT": ACTIVATIONS[spec.activation]}, entry=entry)
+
+
+def forward(stream, spec, params: dict, x: GpuArray):
+    """x: (batch, C*H*W) NCHW per sample -> (y (batch, F*oh*ow) NCHW, cache).
+
+    Raises:
+        ShapeError: x's features per sample are not C*H*W.
+    """
+    n = x.shape[0]
+    spec.out_features(x.shape[1], "conv2d gpu forward")
+    geo = _geo(spec, n)
+    K = spec.input_channels * spec.kernel_size ** 2
+    P = spec.output_height * spec.output_width
+    F = spec.filters
+    cols = empty((K, n * P))
+    _run(stream, spec, "im2col", [x, cols], geo, K * n * P)
+    zt = empty((F, n * P))
+    stream.gemm(params["kernel"], cols, zt, F, n * P, K)
+    z, y = empty((n, F * P)), empty((n, F * P))
+    _run(stream, spec, "bias_act", [zt, params["conv_bias"], z, y], geo, n * F * P)
+    return y, {"cols": cols, "z": z, "y": y, "n": n}
+
+
+def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+    """dy: (batch, F*oh*ow) -> (dx (batch, C*H*W), {kernel (F, C, k, k), conv_bias (F,)})."""
+    n, cols = cache["n"], cache["cols"]
+    geo = _geo(spec, n)
+    K = spec.input_channels * spec.kernel_size ** 2
+    P = spec.output_height * spec.output_width
+    F = spec.filters
+    dzt = empty((F, n * P))
+    _run(stream, spec, "act_back", [cache["z"], cache["y"], dy, dzt], geo, n * F * P)
+    db = empty((F,))
+    _run(stream, spec, "bias_sum", [dzt, db], geo, F)
+    dw = empty((F, spec.input_channels, spec.kernel_size, spec.kernel_size))
+    stream.gemm(dzt, cols, dw, F, K, n * P, trans_b=True)
+    dcols = empty((K, n * P))
+    stream.gemm(params["kernel"], dzt, dcols, K, n * P, F, trans_a=True)
+    dx = empty((n, spec.input_channels * spec.input_height * spec.input_width))
+    _run(stream, spec, "col2im", [dcols, dx], geo, dx.size)
+    return dx, {"kernel": dw, "conv_bias": db}
