@@ -1,0 +1,77 @@
+"""LSTM layer on the GPU (lstm.wgsl): time steps on the device, exact BPTT.
+
+Same semantics as loomdist/layers/lstm.py (sigmoid i, f, o; tanh g; zero initial states).
+The per-gate parameters are stacked [i | f | g | o] on the device each call, so the input
+projection of all steps is one tiled GEMM and each step one dispatch; the stacked gradients
+are split back into LOOM's per-gate names at the end.
+"""
+
+from __future__ import annotations
+
+from loomdist.kernels.gpu.array import GpuArray, empty
+from loomdist.layers.lstm import _B, _HH, _IH, WEIGHT_KEYS
+from loomdist.layers.rnn import sequence_length
+
+from ._launch import groups
+from .rnn import col_sum, copy_range, shifted_outer
+
+SHADER = "layers/lstm"
+
+
+def _stack(stream, params: dict, keys: tuple, block: int) -> GpuArray:
+    out = empty((4 * block,))
+    for n, k in enumerate(keys):
+        copy_range(stream, params[k], out, 0, n * block, block)
+    return out
+
+
+def _split(stream, stacked: GpuArray, keys: tuple, shape: tuple, grads: dict) -> None:
+    block = 1
+    for d in shape:
+        block *= d
+    for n, k in enumerate(keys):
+        grads[k] = empty(shape)
+        copy_range(stream, stacked, grads[k], n * block, 0, block)
+
+
+def _step(stream, entry: str, arrays: list, nb: int, seq: int, h: int, t: int) -> None:
+    stream.dispatch(SHADER, arrays, {"nb": nb, "seq": seq, "h": h, "t": t}, groups(nb * h),
+                    entry=entry)
+
+
+def forward(stream, spec, params: dict, x: GpuArray):
+    """x: (batch, seq*input_size) -> (y (batch, seq*hidden_size), cache).
+
+    Raises:
+        ShapeError: x's features are not a whole number of steps (or not seq_length steps).
+    """
+    nb, seq = x.shape[0], sequence_length(spec, x.shape[1], "lstm gpu forward")
+    h, i = spec.hidden_size, spec.input_size
+    w_ih, w_hh = _stack(stream, params, _IH, h * i), _stack(stream, params, _HH, h * h)
+    b = _stack(stream, params, _B, h)
+    gates = empty((nb, seq * 4 * h))  # x W_ih^T, then the activated gates
+    stream.gemm(x, w_ih, gates, nb * seq, 4 * h, i, trans_b=True)
+    c, y = empty((nb, seq * h)), empty((nb, seq * h))
+    for t in range(seq):
+        _step(stream, "lstm_step", [gates, w_hh, b, c, y], nb, seq, h, t)
+    return y, {"x": x, "y": y, "c": c, "gates": gates, "w_ih": w_ih, "w_hh": w_hh, "nb": nb,
+               "seq": seq}
+
+
+def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+    """dy: (batch, seq*hidden_size) -> (dx (batch, seq*input_size), grads), true BPTT."""
+    nb, seq, x, y = cache["nb"], cache["seq"], cache["x"], cache["y"]
+    h, i = spec.hidden_size, spec.input_size
+    dz, dc = empty((nb, seq * 4 * h)), empty((nb, seq * h))
+    for t in range(seq - 1, -1, -1):
+        _step(stream, "lstm_step_back", [dy, cache["gates"], cache["c"], cache["w_hh"], dz, dc],
+              nb, seq, h, t)
+    dx = empty((nb, seq * i))
+    stream.gemm(dz, cache["w_ih"], dx, nb * seq, i, 4 * h)
+    dw_ih = empty((4 * h, i))
+    stream.gemm(dz, x, dw_ih, 4 * h, i, nb * seq, trans_a=True)
+    grads: dict = {}
+    _split(stream, dw_ih, _IH, (h, i), grads)
+    _split(stream, shifted_outer(stream, dz, y, nb, seq, 4 * h, h), _HH, (h, h), grads)
+    _split(stream, col_sum(stream, dz, nb * seq, 4 * h), _B, (h,), grads)
+    return dx, {k: grads[k] for k in WEIGHT_KEYS}
