@@ -32,6 +32,7 @@ class Device:
     limits: dict[str, int]
     pipelines: dict = field(default_factory=dict)
     modules: dict = field(default_factory=dict)
+    features: frozenset = frozenset()
 
     def check_size(self, nbytes: int, where: str) -> None:
         """Raise ConfigError when a buffer of `nbytes` cannot be bound as storage here."""
@@ -44,18 +45,28 @@ class Device:
                     "the CPU backend"
                 )
 
-    def pipeline(self, shader: str, constants: dict | None = None) -> wgpu.GPUComputePipeline:
-        """Compile `<shader>.wgsl` (entry point `main`) with override `constants`, once."""
+    def pipeline(self, shader: str, constants: dict | None = None,
+                 entry: str = "main") -> wgpu.GPUComputePipeline:
+        """Compile `<shader>.wgsl` (entry point `entry`) with override `constants`, once."""
         key = (shader, tuple(sorted((constants or {}).items())))
+        if entry != "main":
+            key += (entry,)
         if key not in self.pipelines:
             self.pipelines[key] = self.raw.create_compute_pipeline(
                 layout="auto",
                 compute={
-                    "module": self._module(shader), "entry_point": "main",
+                    "module": self._module(shader), "entry_point": entry,
                     "constants": dict(key[1]),
                 },
             )
         return self.pipelines[key]
+
+    def require_feature(self, feature: str, where: str) -> None:
+        """Raise ConfigError when the device lacks a wgpu `feature` (e.g. "shader-f16")."""
+        if feature not in self.features:
+            raise ConfigError(
+                f"{where}: the adapter {self.adapter_name} lacks the wgpu feature {feature!r} "
+                f"(it has {sorted(self.features)}); use another adapter or the CPU backend")
 
     def _module(self, shader: str) -> wgpu.GPUShaderModule:
         if shader not in self.modules:
@@ -86,4 +97,5 @@ def get_device() -> Device:
     wanted = {name: adapter.limits[name] for name in RAISED_LIMITS}
     raw = adapter.request_device_sync(label="loomdist", required_limits=wanted)
     limits = {name: int(raw.limits[name]) for name in raw.limits}
-    return Device(raw=raw, adapter_name=adapter.summary, limits=limits)
+    return Device(raw=raw, adapter_name=adapter.summary, limits=limits,
+                  features=frozenset(raw.features))

@@ -1,0 +1,177 @@
+"""Stream: records every GPU op of a step into one command encoder; one submit, one readback.
+
+Public API (stable; the GPU layer modules build on it):
+
+    s = Stream(device=None)
+    s.dispatch(shader, arrays, params=None, workgroups=(x, y, z), constants=None, entry="main")
+        shader: file name (without .wgsl) of a shader beside this module. Bindings, group 0:
+        arrays in order at 0..n-1, then the uniform `params` at binding n when given.
+        params: dict packed in order, int/bool -> u32, float -> f32, np.int32 -> i32
+        (declare the WGSL struct with the same fields in the same order).
+        constants: WGSL `override` values (part of the pipeline cache key).
+    s.groups(n, size=256) -> (x, y, 1)   workgroups covering n threads; shaders take the linear
+        index as (wg.y * num_workgroups.x + wg.x) * size + lid.x (see elementwise.wgsl)
+    s.gemm(a, b, c, m, n, k, trans_a=False, trans_b=False, accumulate=False)
+        c (m, n) (+)= op(a) @ op(b); op(a) is a (m, k), or a stored (k, m) when trans_a.
+    s.copy(src, dst, count=None, src_offset=0, dst_offset=0)   element offsets and count
+    s.fill_zero(a)                     clear a device array
+    s.submit()                         send what is recorded (no wait)
+    s.read(*arrays) -> list[np.ndarray]   submit, then one map of one staging buffer
+Arrays and uniform buffers used by recorded work are kept alive until the next submit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import wgpu
+
+from loomdist.errors import ConfigError
+from loomdist.kernels.gpu.array import GpuArray, empty
+from loomdist.kernels.gpu.device import Device, get_device
+
+WORKGROUP = 256  # threads per workgroup of the 1-D shaders
+
+
+def pack_params(params: dict) -> np.ndarray:
+    """Uniform bytes of `params` in order (u32 / f32 / i32 words), padded to 16 bytes."""
+    words = []
+    for name, v in params.items():
+        if isinstance(v, np.int32):
+            words.append(np.array(v, np.int32).view(np.uint32))
+        elif isinstance(v, (bool, int, np.integer)):
+            if v < 0:
+                raise ConfigError(f"Stream.dispatch: param {name}={v} is negative; pass "
+                                  f"np.int32({v}) for a signed i32 field")
+            words.append(np.uint32(v))
+        else:
+            words.append(np.array(v, np.float32).view(np.uint32))
+    words += [np.uint32(0)] * (-len(words) % 4 if words else 4)
+    return np.array(words, dtype=np.uint32)
+
+
+class Stream:
+    """One command encoder that every dispatch of a step records into."""
+
+    def __init__(self, device: Device | None = None):
+        self.device = device or get_device()
+        self._encoder = None
+        self._pass = None
+        self._keep: list = []
+
+    @property
+    def encoder(self) -> wgpu.GPUCommandEncoder:
+        """The open encoder (no compute pass open), for wrappers that record their own."""
+        self._end_pass()
+        if self._encoder is None:
+            self._encoder = self.device.raw.create_command_encoder()
+        return self._encoder
+
+    def _compute_pass(self):
+        if self._pass is None:
+            self._pass = self.encoder.begin_compute_pass()
+        return self._pass
+
+    def _end_pass(self) -> None:
+        if self._pass is not None:
+            self._pass.end()
+            self._pass = None
+
+    def groups(self, n: int, size: int = WORKGROUP) -> tuple:
+        """Workgroups covering n threads of `size`, split over x and y past the x limit."""
+        total = max(1, -(-n // size))
+        limit = self.device.limits.get("max-compute-workgroups-per-dimension", 65535)
+        if total <= limit:
+            return (total, 1, 1)
+        return (limit, -(-total // limit), 1)
+
+    def dispatch(self, shader: str, arrays: list, params: dict | None = None,
+                 workgroups: tuple = (1, 1, 1), constants: dict | None = None,
+                 entry: str = "main") -> None:
+        """Record one compute dispatch (see the module docstring for the binding layout)."""
+        pipeline = self.device.pipeline(shader, constants, entry)
+        buffers = [a.buffer for a in arrays]
+        if params is not None:
+            buffers.append(self.device.raw.create_buffer_with_data(
+                data=pack_params(params), usage=wgpu.BufferUsage.UNIFORM))
+        group = self.device.raw.create_bind_group(
+            layout=pipeline.get_bind_group_layout(0),
+            entries=[{"binding": i, "resource": {"buffer": b}} for i, b in enumerate(buffers)])
+        self._keep += [buffers, group]
+        cpass = self._compute_pass()
+        cpass.set_pipeline(pipeline)
+        cpass.set_bind_group(0, group)
+        cpass.dispatch_workgroups(*workgroups)
+
+    def gemm(self, a: GpuArray, b: GpuArray, c: GpuArray, m: int, n: int, k: int,
+             trans_a: bool = False, trans_b: bool = False, accumulate: bool = False) -> None:
+        """Record c (m, n) = op(a) @ op(b), or c += op(a) @ op(b) when `accumulate`."""
+        if m * n == 0:
+            return
+        if k == 0:
+            if not accumulate:
+                self.fill_zero(c)
+            return
+        self._keep += [a, b, c]
+        _encode_gemm(self, a, b, c, (m, n, k), trans_a, trans_b, accumulate)
+
+    def copy(self, src: GpuArray, dst: GpuArray, count: int | None = None,
+             src_offset: int = 0, dst_offset: int = 0) -> None:
+        """Record a copy of `count` floats (default: all of src) between device arrays."""
+        count = src.size - src_offset if count is None else count
+        if count:
+            self.encoder.copy_buffer_to_buffer(src.buffer, 4 * src_offset, dst.buffer,
+                                               4 * dst_offset, 4 * count)
+            self._keep += [src, dst]
+
+    def fill_zero(self, a: GpuArray) -> None:
+        """Record a clear of `a` to 0.0."""
+        if a.size:
+            self.encoder.clear_buffer(a.buffer, 0, a.nbytes)
+            self._keep.append(a)
+
+    def submit(self) -> None:
+        """Send the recorded work to the queue (does not wait)."""
+        self._end_pass()
+        if self._encoder is not None:
+            self.device.raw.queue.submit([self._encoder.finish()])
+            self._encoder = None
+        self._keep = []
+
+    def read(self, *arrays: GpuArray) -> list[np.ndarray]:
+        """Submit what is recorded, copy `arrays` into one staging buffer, map it once."""
+        sizes = [a.size for a in arrays]
+        total = sum(sizes)
+        if total == 0:
+            self.submit()
+            return [np.zeros(a.shape, np.float32) for a in arrays]
+        staging = self.device.raw.create_buffer(
+            size=4 * total, usage=wgpu.BufferUsage.MAP_READ | wgpu.BufferUsage.COPY_DST)
+        enc, at = self.encoder, 0
+        for a in arrays:
+            if a.size:
+                enc.copy_buffer_to_buffer(a.buffer, 0, staging, 4 * at, a.nbytes)
+            at += a.size
+        self._keep.append(list(arrays))
+        self.submit()
+        staging.map_sync(wgpu.MapMode.READ)
+        flat = np.frombuffer(staging.read_mapped(), dtype=np.float32).copy()
+        staging.unmap()
+        staging.destroy()
+        offsets = np.cumsum([0] + sizes)
+        return [flat[o:o + s].reshape(a.shape) for a, o, s in zip(arrays, offsets, sizes)]
+
+    def empty(self, shape, where: str = "gpu.Stream") -> GpuArray:
+        """A new device array on this stream's device."""
+        return empty(shape, self.device, where)
+
+
+def _encode_gemm(stream: Stream, a, b, c, mnk, trans_a, trans_b, accumulate) -> None:
+    """GEMM through gemm.wgsl; accumulate goes through a temporary and an in-place add."""
+    m, n, k = mnk
+    out = stream.empty((m, n), "Stream.gemm") if accumulate else c
+    stream.dispatch("gemm", [a, b, out], {"M": m, "N": n, "K": k, "pad": 0},
+                    (-(-n // 64), -(-m // 64), 1),
+                    {"TRANS_A": int(trans_a), "TRANS_B": int(trans_b)})
+    if accumulate:
+        stream.dispatch("elementwise", [out, c], {"n": m * n}, stream.groups(m * n),
+                        entry="add_into")
