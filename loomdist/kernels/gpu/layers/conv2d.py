@@ -2,18 +2,19 @@
 
 Same semantics and layouts as loomdist/layers/conv2d.py (NCHW samples, kernel (F, C, k, k),
 zero padding). Forward: cols (C*k*k, n*P) = im2col(x); z^T (F, n*P) = W @ cols; z, y (n, F, P)
-with the bias and activation fused into the transpose back to NCHW. Backward: dz^T by the
-activation derivative, db its row sums, dW = dz^T @ cols^T, dcols = W^T @ dz^T, dx = col2im.
+with the bias and activation fused into the transpose back to NCHW. Backward: dz (n*P, F) by
+the activation derivative, db its column sums, dW = dz^T @ cols^T, dcols = W^T @ dz^T,
+dx = col2im(dcols).
 """
 
 from __future__ import annotations
 
 from loomdist.activations import ACTIVATIONS
+from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray, empty
 
-from ._launch import groups
-
-SHADER = "layers/conv2d"
+SHADER = "conv2d"
+WG = 64  # @workgroup_size of every entry point in conv2d.wgsl
 
 
 def _geo(spec, n: int) -> dict:
@@ -24,7 +25,7 @@ def _geo(spec, n: int) -> dict:
 
 
 def _run(stream, spec, entry: str, arrays: list, geo: dict, items: int) -> None:
-    stream.dispatch(SHADER, arrays, geo, groups(items),
+    stream.dispatch(SHADER, arrays, geo, stream.groups(items, WG),
                     constants={"ACT": ACTIVATIONS[spec.activation]}, entry=entry)
 
 
@@ -56,14 +57,12 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     K = spec.input_channels * spec.kernel_size ** 2
     P = spec.output_height * spec.output_width
     F = spec.filters
-    dzt = empty((F, n * P))
-    _run(stream, spec, "act_back", [cache["z"], cache["y"], dy, dzt], geo, n * F * P)
-    db = empty((F,))
-    _run(stream, spec, "bias_sum", [dzt, db], geo, F)
+    dz = empty((n * P, F))
+    _run(stream, spec, "act_back", [cache["z"], cache["y"], dy, dz], geo, n * F * P)
     dw = empty((F, spec.input_channels, spec.kernel_size, spec.kernel_size))
-    stream.gemm(dzt, cols, dw, F, K, n * P, trans_b=True)
+    stream.gemm(dz, cols, dw, F, K, n * P, trans_a=True, trans_b=True)
     dcols = empty((K, n * P))
-    stream.gemm(params["kernel"], dzt, dcols, K, n * P, F, trans_a=True)
+    stream.gemm(params["kernel"], dz, dcols, K, n * P, F, trans_a=True, trans_b=True)
     dx = empty((n, spec.input_channels * spec.input_height * spec.input_width))
     _run(stream, spec, "col2im", [dcols, dx], geo, dx.size)
-    return dx, {"kernel": dw, "conv_bias": db}
+    return dx, {"kernel": dw, "conv_bias": ops.colsum(stream, dz)}

@@ -8,20 +8,21 @@ are split back into LOOM's per-gate names at the end.
 
 from __future__ import annotations
 
+from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray, empty
 from loomdist.layers.lstm import _B, _HH, _IH, WEIGHT_KEYS
 from loomdist.layers.rnn import sequence_length
 
-from ._launch import groups
-from .rnn import col_sum, copy_range, shifted_outer
+from .rnn import shifted_outer, step
 
-SHADER = "layers/lstm"
+SHADER = "lstm"
+WG = 64  # @workgroup_size of every entry point in lstm.wgsl
 
 
 def _stack(stream, params: dict, keys: tuple, block: int) -> GpuArray:
     out = empty((4 * block,))
     for n, k in enumerate(keys):
-        copy_range(stream, params[k], out, 0, n * block, block)
+        stream.copy(params[k], out, block, 0, n * block)
     return out
 
 
@@ -31,12 +32,7 @@ def _split(stream, stacked: GpuArray, keys: tuple, shape: tuple, grads: dict) ->
         block *= d
     for n, k in enumerate(keys):
         grads[k] = empty(shape)
-        copy_range(stream, stacked, grads[k], n * block, 0, block)
-
-
-def _step(stream, entry: str, arrays: list, nb: int, seq: int, h: int, t: int) -> None:
-    stream.dispatch(SHADER, arrays, {"nb": nb, "seq": seq, "h": h, "t": t}, groups(nb * h),
-                    entry=entry)
+        stream.copy(stacked, grads[k], block, n * block, 0)
 
 
 def forward(stream, spec, params: dict, x: GpuArray):
@@ -53,7 +49,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
     stream.gemm(x, w_ih, gates, nb * seq, 4 * h, i, trans_b=True)
     c, y = empty((nb, seq * h)), empty((nb, seq * h))
     for t in range(seq):
-        _step(stream, "lstm_step", [gates, w_hh, b, c, y], nb, seq, h, t)
+        step(stream, "lstm_step", [gates, w_hh, b, c, y], nb, seq, h, t, SHADER)
     return y, {"x": x, "y": y, "c": c, "gates": gates, "w_ih": w_ih, "w_hh": w_hh, "nb": nb,
                "seq": seq}
 
@@ -64,8 +60,8 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     h, i = spec.hidden_size, spec.input_size
     dz, dc = empty((nb, seq * 4 * h)), empty((nb, seq * h))
     for t in range(seq - 1, -1, -1):
-        _step(stream, "lstm_step_back", [dy, cache["gates"], cache["c"], cache["w_hh"], dz, dc],
-              nb, seq, h, t)
+        step(stream, "lstm_step_back", [dy, cache["gates"], cache["c"], cache["w_hh"], dz, dc],
+              nb, seq, h, t, SHADER)
     dx = empty((nb, seq * i))
     stream.gemm(dz, cache["w_ih"], dx, nb * seq, i, 4 * h)
     dw_ih = empty((4 * h, i))
@@ -73,5 +69,5 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     grads: dict = {}
     _split(stream, dw_ih, _IH, (h, i), grads)
     _split(stream, shifted_outer(stream, dz, y, nb, seq, 4 * h, h), _HH, (h, h), grads)
-    _split(stream, col_sum(stream, dz, nb * seq, 4 * h), _B, (h,), grads)
+    _split(stream, ops.colsum(stream, dz.reshape(nb * seq, 4 * h)), _B, (h,), grads)
     return dx, {k: grads[k] for k in WEIGHT_KEYS}

@@ -1,28 +1,25 @@
 """Softmax layer on the GPU: LOOM's 10 variants (softmax.wgsl), forward and true JVPs.
 
-Same semantics as loomdist/layers/_softmax_math.py, per sample row of x (batch, n). Tables the
-spec fixes (mask, cluster ids, mixture weights) are uploaded once per spec and kept on the
-device; gumbel noise is drawn on the host from the same generator the CPU layer uses, so a
-seeded layer gives the same output on both backends.
+Same semantics as loomdist/layers/_softmax_math.py, per sample row of x (batch, n), one
+invocation per row. The small tables a spec fixes (mask, cluster ids, mixture weights) are
+uploaded with the call; gumbel noise is drawn on the host from the same generator the CPU
+layer uses, so a seeded layer gives the same output on both backends.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-from loomdist.layers import _softmax_math as sm
 from loomdist.kernels.gpu.array import GpuArray, empty, to_gpu
+from loomdist.layers import _softmax_math as sm
 
-from ._launch import groups
-
-SHADER = "layers/softmax"
+SHADER = "softmax"
+WG = 64  # @workgroup_size of every entry point in softmax.wgsl
 
 
 def _rows(stream, entry: str, arrays: list, rows: int, n: int, scale: float = 1.0) -> None:
     stream.dispatch(SHADER, arrays, {"rows": rows, "n": n, "scale": float(scale), "pad": 0},
-                    groups(rows), entry=entry)
+                    stream.groups(rows, WG), entry=entry)
 
 
 def _softmax(stream, x: GpuArray, rows: int, n: int, t: float) -> GpuArray:
@@ -37,10 +34,9 @@ def _softmax_back(stream, y: GpuArray, g: GpuArray, rows: int, n: int, t: float)
     return dx
 
 
-@lru_cache(maxsize=256)
-def _table(values: tuple) -> GpuArray:
-    """A device-resident float32 table of per-spec constants (kept for the process)."""
-    return to_gpu(np.asarray(values, dtype=np.float32))
+def _table(values, x: GpuArray) -> GpuArray:
+    """A small float32 table of per-spec constants (mask, cluster ids, weights) on x's device."""
+    return to_gpu(np.asarray(values, dtype=np.float32), x.device)
 
 
 def _size(x: GpuArray) -> tuple[int, int]:
@@ -67,7 +63,7 @@ def _gumbel(stream, spec, x):
     rng = (np.random.default_rng(spec.noise_seed) if spec.noise_seed is not None
            else sm._GUMBEL["rng"])  # the CPU layer's generator: same draws on both backends
     u = np.maximum(rng.random(x.shape, dtype=np.float32), np.float32(1e-10))
-    noise = to_gpu((-np.log(-np.log(u.astype(np.float64)))).astype(np.float32))
+    noise = to_gpu((-np.log(-np.log(u.astype(np.float64)))).astype(np.float32), x.device)
     nb, n = _size(x)
     t = spec.effective_temperature
     y = empty(x.shape)
@@ -77,7 +73,7 @@ def _gumbel(stream, spec, x):
 
 def _masked(stream, spec, x):
     nb, n = _size(x)
-    keep = _table(tuple(float(m) for m in spec.mask))
+    keep = _table(spec.mask, x)
     t = spec.effective_temperature
     y = empty(x.shape)
     _rows(stream, "masked_fwd", [x, keep, y], nb, n, 1.0 / t)
@@ -112,13 +108,14 @@ def _adaptive(stream, spec, x):
     nb, n = _size(x)
     cid, onehot = sm._membership(spec, n, np.float32)
     c = onehot.shape[1]
-    cid_gpu = _table(tuple(float(i) for i in cid))
+    cid_gpu = _table(cid, x)
     y, q, pc, zc = empty(x.shape), empty(x.shape), empty((nb, c)), empty((nb, c))
     t = spec.effective_temperature
     stream.dispatch(SHADER, [x, cid_gpu, y, q, pc, zc],
-                        {"rows": nb, "n": n, "clusters": c, "inv_t": 1.0 / t}, groups(nb),
-                        entry="adaptive_fwd")
-    return y, {"op": "adaptive", "g_shape": x.shape, "q": q, "pc": pc, "cid": cid_gpu, "t": t, "rows": nb, "n": n, "c": c}
+                    {"rows": nb, "n": n, "clusters": c, "inv_t": 1.0 / t}, stream.groups(nb, WG),
+                    entry="adaptive_fwd")
+    return y, {"op": "adaptive", "g_shape": x.shape, "q": q, "pc": pc, "cid": cid_gpu, "t": t,
+               "rows": nb, "n": n, "c": c}
 
 
 def _mixture(stream, spec, x):
@@ -127,12 +124,13 @@ def _mixture(stream, spec, x):
     nb, n = _size(x)
     m = len(spec.mixture_weights)
     w = np.asarray(spec.mixture_weights, dtype=np.float32)
-    w_gpu = _table(tuple(float(v) for v in w / w.sum()))
+    w_gpu = _table(w / w.sum(), x)
     s = _softmax(stream, x, nb * m, n // m, 1.0)  # (batch, M, k) flat
     y = empty((nb, n // m))
     stream.dispatch(SHADER, [s, w_gpu, y], {"batch": nb, "m": m, "k": n // m, "pad": 0},
-                        groups(nb * (n // m)), entry="mixture_fwd")
-    return y, {"op": "mixture", "x_shape": x.shape, "s": s, "w": w_gpu, "batch": nb, "m": m, "k": n // m}
+                    stream.groups(nb * (n // m), WG), entry="mixture_fwd")
+    return y, {"op": "mixture", "x_shape": x.shape, "s": s, "w": w_gpu, "batch": nb, "m": m,
+               "k": n // m}
 
 
 # ------------------------------------------------------------------------------ backward
@@ -164,7 +162,7 @@ def _adaptive_bwd(stream, c, g):
     dx, s, gl = empty(c["g_shape"]), empty((nb, c["c"])), empty((nb, c["c"]))
     stream.dispatch(SHADER, [g, c["cid"], c["q"], c["pc"], s, gl, dx],
                     {"rows": nb, "n": c["n"], "clusters": c["c"], "inv_t": 1.0 / c["t"]},
-                    groups(nb), entry="adaptive_bwd")
+                    stream.groups(nb, WG), entry="adaptive_bwd")
     return dx
 
 
@@ -172,7 +170,7 @@ def _mixture_bwd(stream, c, g):
     dx = empty(c["x_shape"])
     stream.dispatch(SHADER, [c["s"], c["w"], g, dx],
                     {"batch": c["batch"], "m": c["m"], "k": c["k"], "pad": 0},
-                    groups(c["batch"] * c["m"]), entry="mixture_bwd")
+                    stream.groups(c["batch"] * c["m"], WG), entry="mixture_bwd")
     return dx
 
 

@@ -1,4 +1,4 @@
-// Conv2D around the tiled GEMM: im2col, fused bias + activation, their backward, col2im.
+// Conv2D around the tiled GEMM: im2col, fused bias + activation, its backward, col2im.
 // Layouts are LOOM's NCHW: x (n, C, H, W), y and z (n, F, oh, ow), kernel (F, C*k*k).
 // Columns are batch-wide, cols (C*k*k, n*P) with P = oh*ow, row (c*k + ki)*k + kj and
 // column b*P + p, so one GEMM W (F, C*k*k) @ cols gives z^T (F, n*P) for the whole batch.
@@ -93,11 +93,11 @@ fn bias_act(@builtin(global_invocation_id) gid: vec3<u32>,
     ba_y[e] = act(z);
 }
 
-// ------------------------------ dz^T[f, b*P + p] = dy[b, f, p] * act'(z, y), GEMM-ready
+// --------------------- dz[b*P + p, f] = dy[b, f, p] * act'(z, y): (n*P, F), GEMM-ready
 @group(0) @binding(0) var<storage, read> ab_z: array<f32>;
 @group(0) @binding(1) var<storage, read> ab_y: array<f32>;
 @group(0) @binding(2) var<storage, read> ab_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ab_dzt: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ab_dz: array<f32>;
 @group(0) @binding(4) var<uniform> ab_g: Geo;
 
 @compute @workgroup_size(64)
@@ -109,23 +109,7 @@ fn act_back(@builtin(global_invocation_id) gid: vec3<u32>,
     let p = e % pp;
     let f = (e / pp) % ab_g.f;
     let b = e / (pp * ab_g.f);
-    ab_dzt[f * ab_g.n * pp + b * pp + p] = ab_dy[e] * act_grad(ab_z[e], ab_y[e]);
-}
-
-// ------------------------------------------ bias gradient: db[f] = sum of row f of dz^T
-@group(0) @binding(0) var<storage, read> bs_dzt: array<f32>;
-@group(0) @binding(1) var<storage, read_write> bs_db: array<f32>;
-@group(0) @binding(2) var<uniform> bs_g: Geo;
-
-@compute @workgroup_size(64)
-fn bias_sum(@builtin(global_invocation_id) gid: vec3<u32>,
-            @builtin(num_workgroups) nwg: vec3<u32>) {
-    let f = flat(gid, nwg);
-    if (f >= bs_g.f) { return; }
-    let len = bs_g.n * bs_g.oh * bs_g.ow;
-    var s = 0.0;
-    for (var j = 0u; j < len; j++) { s += bs_dzt[f * len + j]; }
-    bs_db[f] = s;
+    ab_dz[(b * pp + p) * ab_g.f + f] = ab_dy[e] * act_grad(ab_z[e], ab_y[e]);
 }
 
 // ---------------------- col2im: dx[b, c, iy, ix] = sum of the dcols entries that read it

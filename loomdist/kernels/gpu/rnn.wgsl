@@ -1,4 +1,4 @@
-// Elman RNN time steps and the reductions its (and LSTM's) BPTT needs.
+// Elman RNN time steps, forward and BPTT, and the recurrent weight gradient (RNN and LSTM).
 // States are (batch, seq, H) row-major; xw = x W_ih^T comes from the tiled GEMM. One dispatch
 // per time step, one invocation per (b, j) hidden unit; the recurrent product is fused into
 // the step. Each entry point declares its own bindings: arrays 0..k-1 in the wrapper's order,
@@ -8,8 +8,6 @@ const WG: u32 = 64u;
 
 struct Step { nb: u32, seq: u32, h: u32, t: u32 }
 struct Outer { nb: u32, seq: u32, g: u32, h: u32 }
-struct Cols { rows: u32, cols: u32, p0: u32, p1: u32 }
-struct Range { src: u32, dst: u32, count: u32, p0: u32 }
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
@@ -85,32 +83,4 @@ fn shifted_outer(@builtin(global_invocation_id) gid: vec3<u32>,
         }
     }
     so_out[e] = acc;
-}
-
-// ------------------------------------------------ column sums of a (rows, cols) matrix
-@group(0) @binding(0) var<storage, read> cs_a: array<f32>;
-@group(0) @binding(1) var<storage, read_write> cs_out: array<f32>;
-@group(0) @binding(2) var<uniform> cs_s: Cols;
-
-@compute @workgroup_size(64)
-fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>,
-           @builtin(num_workgroups) nwg: vec3<u32>) {
-    let j = flat(gid, nwg);
-    if (j >= cs_s.cols) { return; }
-    var acc = 0.0;
-    for (var r = 0u; r < cs_s.rows; r++) { acc += cs_a[r * cs_s.cols + j]; }
-    cs_out[j] = acc;
-}
-
-// ------------------------- dst[dst + i] = src[src + i] for i < count (stack / split blocks)
-@group(0) @binding(0) var<storage, read> cp_src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> cp_dst: array<f32>;
-@group(0) @binding(2) var<uniform> cp_s: Range;
-
-@compute @workgroup_size(64)
-fn copy_range(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat(gid, nwg);
-    if (i >= cp_s.count) { return; }
-    cp_dst[cp_s.dst + i] = cp_src[cp_s.src + i];
 }
