@@ -1,0 +1,104 @@
+"""Multi-head causal self-attention with RoPE on the GPU (multi_head_attention.wgsl).
+
+Same semantics as loomdist/layers/multi_head_attention.py: each sample is its own sequence
+of in_features // d_model positions; Q, K, V projections (W[in, out] plus bias), RoPE with
+theta 1e6 on Q and K, scores scaled by 1/sqrt(head_dim) with a causal mask, softmax, the
+weighted sum of V, and the output projection. The projections and every weight gradient are
+tiled GEMMs; the backward is the true gradient of all of it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from loomdist.kernels.cpu.attention import rope_tables
+from loomdist.kernels.gpu import ops
+from loomdist.kernels.gpu.array import GpuArray, empty, to_gpu
+from loomdist.layers.multi_head_attention import ROPE_THETA, WEIGHT_KEYS
+
+SHADER = "multi_head_attention"
+WG = 64  # @workgroup_size of every entry point in multi_head_attention.wgsl
+_QKV = (("q_weights", "q_bias"), ("k_weights", "k_bias"), ("v_weights", "v_bias"))
+
+
+class _Geo:
+    """Sizes of one call and the `Att` uniform of the shader."""
+
+    def __init__(self, spec, x: GpuArray):
+        self.d, self.nh, self.hd = spec.d_model, spec.num_heads, spec.head_dim
+        self.nb, self.seq = x.shape[0], x.shape[1] // spec.d_model
+        self.rows = self.nb * self.seq
+
+    def att(self, rotate: int = 0) -> dict:
+        return {"nb": self.nb, "seq": self.seq, "nh": self.nh, "hd": self.hd, "d": self.d,
+                "rotate": rotate, "scale": 1.0 / math.sqrt(self.hd), "p0": 0}
+
+
+def _run(stream, entry: str, arrays: list, g: _Geo, items: int, rotate: int = 0) -> None:
+    stream.dispatch(SHADER, arrays, g.att(rotate), stream.groups(items, WG), entry=entry)
+
+
+def _rope_table(g: _Geo, x: GpuArray) -> GpuArray:
+    cos, sin = rope_tables(g.seq, g.hd, np.float32, ROPE_THETA)  # the CPU layer's tables
+    return to_gpu(np.stack([cos, sin]), x.device)  # (2, seq, hd)
+
+
+def _attend(stream, entry: str, p: GpuArray, a: GpuArray, g: _Geo) -> GpuArray:
+    out = empty((g.rows, g.d))
+    _run(stream, entry, [p, a, out], g, g.rows * g.d)
+    return out
+
+
+def _scores(stream, a: GpuArray, c: GpuArray, g: _Geo) -> GpuArray:
+    s = empty((g.nb, g.nh, g.seq, g.seq))
+    _run(stream, "scores", [a, c, s], g, s.size)
+    return s
+
+
+def forward(stream, spec, params: dict, x: GpuArray):
+    """x: (batch, seq*d_model) -> (y of the same shape, cache); no activation, no residual.
+
+    Raises:
+        ShapeError: x's features are not a positive multiple of d_model.
+    """
+    spec.out_features(x.shape[1], "multi_head_attention gpu forward")
+    g = _Geo(spec, x)
+    table = _rope_table(g, x)
+    qkv = []
+    for n, (wk, bk) in enumerate(_QKV):
+        a = empty((g.rows, g.d))
+        stream.gemm(x, params[wk], a, g.rows, g.d, g.d)
+        _run(stream, "bias_rope", [a, params[bk], table], g, g.rows * g.d // 2, int(n < 2))
+        qkv.append(a)
+    p = _scores(stream, qkv[0], qkv[1], g)
+    _run(stream, "causal_softmax", [p], g, g.nb * g.nh * g.seq)
+    ctx = _attend(stream, "attend", p, qkv[2], g)
+    y = empty(x.shape)
+    stream.gemm(ctx, params["output_weight"], y, g.rows, g.d, g.d)
+    _run(stream, "bias_rope", [y, params["output_bias"], table], g, g.rows * g.d // 2)
+    return y, {"x": x, "qkv": qkv, "p": p, "ctx": ctx, "table": table, "geo": g}
+
+
+def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+    """dy: (batch, seq*d_model) -> (dx, grads for all eight parameters), true gradients."""
+    g, (q, k, v), p = cache["geo"], cache["qkv"], cache["p"]
+    grads = {"output_weight": empty((g.d, g.d)),
+             "output_bias": ops.colsum(stream, dy.reshape(g.rows, g.d))}
+    stream.gemm(cache["ctx"], dy, grads["output_weight"], g.d, g.d, g.rows, trans_a=True)
+    dctx = empty((g.rows, g.d))
+    stream.gemm(dy, params["output_weight"], dctx, g.rows, g.d, g.d, trans_b=True)
+    dv = _attend(stream, "attend_t", p, dctx, g)
+    ds = _scores(stream, dctx, v, g)  # dP, then dS in place
+    _run(stream, "causal_softmax_back", [p, ds], g, g.nb * g.nh * g.seq)
+    dq, dk = _attend(stream, "attend", ds, k, g), _attend(stream, "attend_t", ds, q, g)
+    for a in (dq, dk):
+        _run(stream, "rope_back", [a, cache["table"]], g, g.rows * g.d // 2)
+    dx = empty(dy.shape)
+    for n, (da, (wk, bk)) in enumerate(zip((dq, dk, dv), _QKV)):
+        grads[wk] = empty((g.d, g.d))
+        stream.gemm(cache["x"], da, grads[wk], g.d, g.d, g.rows, trans_a=True)
+        grads[bk] = ops.colsum(stream, da)
+        stream.gemm(da, params[wk], dx, g.rows, g.d, g.d, trans_b=True, accumulate=n > 0)
+    return dx, {key: grads[key] for key in WEIGHT_KEYS}
