@@ -14,10 +14,11 @@ from loomdist.kernels.gpu.layers import conv2d as gpu_conv2d  # noqa: E402
 from loomdist.kernels.gpu.stream import Stream  # noqa: E402
 from loomdist.layers import conv2d  # noqa: E402
 from tests.cases import Case  # noqa: E402
-from tests.gpu.test_parity import _cpu_and_gpu  # noqa: E402
+from tests.gpu.test_parity import (  # noqa: E402
+    test_forward_and_backward_match_cpu as check_parity,
+)
 
 pytestmark = pytest.mark.gpu
-RTOL, ATOL = 1e-4, 1e-4  # kernel gradients sum batch*oh*ow products in another order
 S = conv2d.Spec
 BIG = [Case(f"conv2d_{a}", S(13, 11, 3, 5, 4, 3, 2, a), 3, 3 * 13 * 11)
        for a in ("relu", "sigmoid", "tanh", "softplus", "leaky_relu", "linear")]
@@ -30,10 +31,7 @@ BIG += [
 
 @pytest.mark.parametrize("case", BIG, ids=lambda c: c.name)
 def test_conv2d_matches_cpu_on_odd_sizes(case):
-    want, got, names = _cpu_and_gpu(case)
-    for name, w, g in zip(names, want, got):
-        assert g.shape == np.shape(w), name
-        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=f"{case.name}: {name}")
+    check_parity(case)  # the shared suite's check, its tolerance for this kind
 
 
 def test_wrong_input_size_is_a_shape_error():

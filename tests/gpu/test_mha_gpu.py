@@ -14,10 +14,11 @@ from loomdist.kernels.gpu.layers import multi_head_attention as gpu_mha  # noqa:
 from loomdist.kernels.gpu.stream import Stream  # noqa: E402
 from loomdist.layers import multi_head_attention as mha  # noqa: E402
 from tests.cases import Case  # noqa: E402
-from tests.gpu.test_parity import _cpu_and_gpu  # noqa: E402
+from tests.gpu.test_parity import (  # noqa: E402
+    test_forward_and_backward_match_cpu as check_parity,
+)
 
 pytestmark = pytest.mark.gpu
-RTOL, ATOL = 1e-4, 1e-4  # attention gradients chain several float32 reductions
 BIG = [
     Case("mha_3heads_seq7", mha.Spec(12, 3), 3, 7 * 12),
     Case("mha_hd6_seq9", mha.Spec(12, 2, 9), 2, 9 * 12),
@@ -28,10 +29,7 @@ BIG = [
 
 @pytest.mark.parametrize("case", BIG, ids=lambda c: c.name)
 def test_mha_matches_cpu_on_odd_sizes(case):
-    want, got, names = _cpu_and_gpu(case)
-    for name, w, g in zip(names, want, got):
-        assert g.shape == np.shape(w), name
-        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=f"{case.name}: {name}")
+    check_parity(case)  # the shared suite's check, its tolerance for this kind
 
 
 def test_partial_position_is_a_shape_error():

@@ -1,5 +1,5 @@
-"""GPU rnn vs the CPU layer (true BPTT) on odd sizes and inferred sequence lengths, plus the
-shape error."""
+"""GPU rnn and lstm vs the CPU layers (true BPTT) on odd sizes and inferred sequence lengths,
+plus the shape error. One file for both: they share the sequence rules and the BPTT helpers."""
 
 import numpy as np
 import pytest
@@ -10,31 +10,31 @@ if wgpu.gpu.request_adapter_sync(power_preference="high-performance") is None:
 
 from loomdist.errors import ShapeError  # noqa: E402
 from loomdist.kernels.gpu.array import to_gpu  # noqa: E402
-from loomdist.kernels.gpu.layers import rnn as gpu_rnn  # noqa: E402
+from loomdist.kernels.gpu.layers import gpu_module  # noqa: E402
 from loomdist.kernels.gpu.stream import Stream  # noqa: E402
-from loomdist.layers import rnn  # noqa: E402
+from loomdist.layers import lstm, rnn  # noqa: E402
 from tests.cases import Case  # noqa: E402
-from tests.gpu.test_parity import _cpu_and_gpu  # noqa: E402
+from tests.gpu.test_parity import (  # noqa: E402
+    test_forward_and_backward_match_cpu as check_parity,
+)
 
 pytestmark = pytest.mark.gpu
-RTOL, ATOL = 1e-4, 1e-5  # float32 BPTT over up to 9 steps
-BIG = [
-    Case("rnn_odd", rnn.Spec(5, 7, 6), 3, 30),
-    Case("rnn_inferred_seq", rnn.Spec(3, 11), 4, 27),
-    Case("rnn_one_step", rnn.Spec(4, 3, 1), 5, 4),
-]
+BIG = [case for m in (rnn, lstm) for case in (
+    Case(f"{m.TYPE}_odd", m.Spec(5, 7, 6), 3, 30),
+    Case(f"{m.TYPE}_inferred_seq", m.Spec(3, 11), 4, 27),
+    Case(f"{m.TYPE}_one_step", m.Spec(4, 3, 1), 5, 4),
+    Case(f"{m.TYPE}_wide_batch", m.Spec(2, 9, 4), 17, 8),
+)]
 
 
 @pytest.mark.parametrize("case", BIG, ids=lambda c: c.name)
-def test_rnn_matches_cpu_on_odd_sizes(case):
-    want, got, names = _cpu_and_gpu(case)
-    for name, w, g in zip(names, want, got):
-        assert g.shape == np.shape(w), name
-        np.testing.assert_allclose(g, w, rtol=RTOL, atol=ATOL, err_msg=f"{case.name}: {name}")
+def test_recurrent_layer_matches_cpu_on_odd_sizes(case):
+    check_parity(case)  # the shared suite's check, its tolerance for this kind
 
 
-def test_partial_time_step_is_a_shape_error():
-    spec = rnn.Spec(3, 4)
-    params = {k: to_gpu(v) for k, v in rnn.init(spec, np.random.default_rng(0)).items()}
+@pytest.mark.parametrize("m", [rnn, lstm], ids=lambda m: m.TYPE)
+def test_partial_time_step_is_a_shape_error(m):
+    spec = m.Spec(3, 4)
+    params = {k: to_gpu(v) for k, v in m.init(spec, np.random.default_rng(0)).items()}
     with pytest.raises(ShapeError, match="not a positive multiple of input_size 3"):
-        gpu_rnn.forward(Stream(), spec, params, to_gpu(np.zeros((2, 7), np.float32)))
+        gpu_module(m.TYPE).forward(Stream(), spec, params, to_gpu(np.zeros((2, 7), np.float32)))
