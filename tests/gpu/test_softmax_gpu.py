@@ -74,3 +74,15 @@ def test_mask_of_the_wrong_length_is_a_shape_error():
     with pytest.raises(ShapeError, match="mask length 3 does not match the input"):
         gpu_softmax.forward(Stream(), S("masked", mask=(True, False, True)), {},
                             to_gpu(np.zeros((2, 5), np.float32)))
+
+
+def test_more_rows_than_one_dispatch_dimension_holds():
+    # 64 * 65535 + 77 rows need a 2-D grid of workgroups; every row must still be computed
+    rows = 64 * 65535 + 77
+    x = np.random.default_rng(6).standard_normal((rows, 2)).astype(np.float32)
+    s = Stream()
+    assert s.groups(rows, gpu_softmax.WG)[1] == 2
+    y, _ = gpu_softmax.forward(s, S("standard"), {}, to_gpu(x))
+    (got,) = s.read(y)
+    want, _ = softmax.forward(S("standard"), {}, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
