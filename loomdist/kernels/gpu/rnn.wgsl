@@ -1,4 +1,5 @@
-// Elman RNN time steps, forward and BPTT, and the recurrent weight gradient (RNN and LSTM).
+// Elman RNN time steps, forward and BPTT, and the shifted states of the recurrent weight
+// gradient (RNN and LSTM).
 // States are (batch, seq, H) row-major; xw = x W_ih^T comes from the tiled GEMM. One dispatch
 // per time step, one invocation per (b, j) hidden unit; the recurrent product is fused into
 // the step. Each entry point declares its own bindings: arrays 0..k-1 in the wrapper's order,
@@ -7,7 +8,6 @@
 const WG: u32 = 64u;
 
 struct Step { nb: u32, seq: u32, h: u32, t: u32 }
-struct Outer { nb: u32, seq: u32, g: u32, h: u32 }
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
@@ -62,25 +62,20 @@ fn rnn_step_back(@builtin(global_invocation_id) gid: vec3<u32>,
     rb_dz[row + j] = dh * (1.0 - y * y);
 }
 
-// ---------- dW_hh[i, k] = sum over b and t >= 1 of dz[b, t, i] * y[b, t-1, k]; dz has G cols
-@group(0) @binding(0) var<storage, read> so_dz: array<f32>;  // (batch, seq, G)
-@group(0) @binding(1) var<storage, read> so_y: array<f32>;   // (batch, seq, H)
-@group(0) @binding(2) var<storage, read_write> so_out: array<f32>;  // (G, H)
-@group(0) @binding(3) var<uniform> so_s: Outer;
+// ------------- y_prev[r] = y[r - 1] for a step t >= 1 of row r = b*seq + t, 0 at t = 0
+// (the h_{t-1} rows, so dW_hh = dz^T @ y_prev is one tiled GEMM over every step)
+@group(0) @binding(0) var<storage, read> sh_y: array<f32>;  // (batch, seq, H)
+@group(0) @binding(1) var<storage, read_write> sh_out: array<f32>;
+@group(0) @binding(2) var<uniform> sh_s: Step;
 
 @compute @workgroup_size(64)
-fn shifted_outer(@builtin(global_invocation_id) gid: vec3<u32>,
-                 @builtin(num_workgroups) nwg: vec3<u32>) {
+fn shift_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = flat(gid, nwg);
-    if (e >= so_s.g * so_s.h) { return; }
-    let i = e / so_s.h;
-    let k = e % so_s.h;
-    var acc = 0.0;
-    for (var b = 0u; b < so_s.nb; b++) {
-        for (var t = 1u; t < so_s.seq; t++) {
-            let r = b * so_s.seq + t;
-            acc += so_dz[r * so_s.g + i] * so_y[(r - 1u) * so_s.h + k];
-        }
-    }
-    so_out[e] = acc;
+    let h = sh_s.h;
+    if (e >= sh_s.nb * sh_s.seq * h) { return; }
+    let r = e / h;
+    var v = 0.0;
+    if (r % sh_s.seq != 0u) { v = sh_y[e - h]; }
+    sh_out[e] = v;
 }

@@ -20,10 +20,12 @@ WG = 64  # @workgroup_size of every entry point in rnn.wgsl
 def shifted_outer(stream, dz: GpuArray, y: GpuArray, nb: int, seq: int, g: int,
                   h: int) -> GpuArray:
     """sum over b and t >= 1 of dz[b, t]^T y[b, t-1]: dz (batch, seq, G), y (batch, seq, H)
-    -> (G, H), the recurrent weight gradient."""
+    -> (G, H), the recurrent weight gradient, as one GEMM against the shifted states."""
+    y_prev = empty((nb * seq, h))
+    stream.dispatch(SHADER, [y, y_prev], {"nb": nb, "seq": seq, "h": h, "t": 0},
+                    stream.groups(y_prev.size, WG), entry="shift_rows")
     out = empty((g, h))
-    stream.dispatch(SHADER, [dz, y, out], {"nb": nb, "seq": seq, "g": g, "h": h},
-                    stream.groups(g * h, WG), entry="shifted_outer")
+    stream.gemm(dz, y_prev, out, g, h, nb * seq, trans_a=True)
     return out
 
 
