@@ -40,6 +40,12 @@ BIG = [
     Case("adaptive_plain", S("adaptive", 3.0), 3, 11),
     Case("mixture", S("mixture", mixture_weights=(0.1, 0.6, 0.3)), 5, 39),
     Case("mixture_plain", S("mixture", 2.0), 3, 13),
+    # rows longer than a workgroup of 64: several elements per invocation, ragged tail
+    Case("standard_long", S("temperature", 0.7), 3, 203),
+    Case("masked_long", S("masked", mask=tuple(i % 3 != 0 for i in range(131))), 2, 131),
+    Case("sparse_long", S("sparse"), 4, 333),
+    Case("entmax_long", S("entmax", entmax_alpha=1.6), 3, 150),
+    Case("grid_long_rows", S("grid", rows=2, cols=97), 3, 194),
 ]
 
 
@@ -77,11 +83,11 @@ def test_mask_of_the_wrong_length_is_a_shape_error():
 
 
 def test_more_rows_than_one_dispatch_dimension_holds():
-    # 64 * 65535 + 77 rows need a 2-D grid of workgroups; every row must still be computed
-    rows = 64 * 65535 + 77
-    x = np.random.default_rng(6).standard_normal((rows, 2)).astype(np.float32)
+    # one workgroup per row: 65535 + 77 rows need a 2-D grid; every row must still be computed
+    rows = 65535 + 77
+    x = np.random.default_rng(6).standard_normal((rows, 3)).astype(np.float32)
     s = Stream()
-    assert s.groups(rows, gpu_softmax.WG)[1] == 2
+    assert s.groups(rows * gpu_softmax.WG, gpu_softmax.WG)[1] == 2
     y, _ = gpu_softmax.forward(s, S("standard"), {}, to_gpu(x))
     (got,) = s.read(y)
     want, _ = softmax.forward(S("standard"), {}, x)

@@ -1,10 +1,17 @@
-// Softmax variants, forward and Jacobian-vector products; one invocation per row.
-// Rows are contiguous runs of `n` floats (row r = x[r*n .. r*n+n)). Each entry point declares
-// its own bindings: arrays 0..k-1 in the order the wrapper passes them, the uniform at k.
-// Dispatches are 2-D when a row count exceeds 65535 workgroups: row = x + y * (nwg.x * 64).
+// Softmax variants, forward and Jacobian-vector products. Rows are contiguous runs of `n`
+// floats (row r = x[r*n .. r*n+n)). The common variants run one workgroup of 64 per row
+// (strided loops, tree reductions in workgroup memory); adaptive and mixture, with their
+// per-cluster scratch, run one invocation per row. Each entry point declares its own
+// bindings: arrays 0..k-1 in the order the wrapper passes them, the uniform at k. Dispatches
+// are 2-D past 65535 workgroups: group = x + y * nwg.x, invocation = group * 64 + lid.
 
 const WG: u32 = 64u;
 const NEG_BIG: f32 = -3.4028234e38;
+
+// MODE of softmax_fwd: 0 plain, 1 gumbel (aux = noise, per element), 2 masked (aux = keep
+// flags (n,), masked-out logits become -1e9). MASKED of softmax_bwd: zero dx where aux is 0.
+override MODE: u32 = 0u;
+override MASKED: u32 = 0u;
 
 struct Rows { rows: u32, n: u32, scale: f32, pad: u32 }
 struct Clusters { rows: u32, n: u32, clusters: u32, inv_t: f32 }
@@ -12,122 +19,85 @@ struct Chunks { batch: u32, m: u32, k: u32, pad: u32 }
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
-// ---------------------------------------------------------------- softmax(x * scale) per row
+fn group_of(wg: vec3<u32>, nwg: vec3<u32>) -> u32 { return wg.x + wg.y * nwg.x; }
+
+var<workgroup> red: array<f32, 64>;
+
+// Sum / max of one value per invocation over the workgroup; the result is uniform.
+fn wg_sum(v: f32, lid: u32) -> f32 {
+    workgroupBarrier();
+    red[lid] = v;
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (lid < s) { red[lid] += red[lid + s]; }
+    }
+    return workgroupUniformLoad(&red[0]);
+}
+
+fn wg_max(v: f32, lid: u32) -> f32 {
+    workgroupBarrier();
+    red[lid] = v;
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    }
+    return workgroupUniformLoad(&red[0]);
+}
+
+// ------------------------------ y = softmax(logit * scale) per row (plain, gumbel, masked)
 @group(0) @binding(0) var<storage, read> sf_x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> sf_y: array<f32>;
-@group(0) @binding(2) var<uniform> sf_p: Rows;
+@group(0) @binding(1) var<storage, read> sf_aux: array<f32>;  // noise, keep flags, or unused
+@group(0) @binding(2) var<storage, read_write> sf_y: array<f32>;
+@group(0) @binding(3) var<uniform> sf_p: Rows;
+
+fn logit(base: u32, j: u32) -> f32 {
+    switch MODE {
+        case 1u: { return (sf_x[base + j] + sf_aux[base + j]) * sf_p.scale; }
+        case 2u: { return select(-1e9, sf_x[base + j], sf_aux[j] != 0.0) * sf_p.scale; }
+        default: { return sf_x[base + j] * sf_p.scale; }
+    }
+}
 
 @compute @workgroup_size(64)
-fn softmax_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
-               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
+fn softmax_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) li: vec3<u32>) {
+    let r = group_of(wg, nwg);
     if (r >= sf_p.rows) { return; }
+    let lid = li.x;
     let base = r * sf_p.n;
     var m = NEG_BIG;
-    for (var j = 0u; j < sf_p.n; j++) { m = max(m, sf_x[base + j] * sf_p.scale); }
+    for (var j = lid; j < sf_p.n; j += WG) { m = max(m, logit(base, j)); }
+    m = wg_max(m, lid);
     var s = 0.0;
-    for (var j = 0u; j < sf_p.n; j++) {
-        let e = exp(sf_x[base + j] * sf_p.scale - m);
+    for (var j = lid; j < sf_p.n; j += WG) {
+        let e = exp(logit(base, j) - m);
         sf_y[base + j] = e;
         s += e;
     }
-    let inv = 1.0 / s;
-    for (var j = 0u; j < sf_p.n; j++) { sf_y[base + j] *= inv; }
+    let inv = 1.0 / wg_sum(s, lid);
+    for (var j = lid; j < sf_p.n; j += WG) { sf_y[base + j] *= inv; }
 }
 
-// --------------------------------------------- dx = scale * y * (g - <g, y>) per row (JVP)
+// ---------------- dx = scale * y * (g - <g, y>) per row (JVP); 0 where masked out (MASKED)
 @group(0) @binding(0) var<storage, read> sb_y: array<f32>;
 @group(0) @binding(1) var<storage, read> sb_g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sb_dx: array<f32>;
-@group(0) @binding(3) var<uniform> sb_p: Rows;
+@group(0) @binding(2) var<storage, read> sb_keep: array<f32>;  // (n,) keep flags, or unused
+@group(0) @binding(3) var<storage, read_write> sb_dx: array<f32>;
+@group(0) @binding(4) var<uniform> sb_p: Rows;
 
 @compute @workgroup_size(64)
-fn softmax_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
-               @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
+fn softmax_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) li: vec3<u32>) {
+    let r = group_of(wg, nwg);
     if (r >= sb_p.rows) { return; }
+    let lid = li.x;
     let base = r * sb_p.n;
     var dot = 0.0;
-    for (var j = 0u; j < sb_p.n; j++) { dot += sb_g[base + j] * sb_y[base + j]; }
-    for (var j = 0u; j < sb_p.n; j++) {
-        sb_dx[base + j] = sb_p.scale * sb_y[base + j] * (sb_g[base + j] - dot);
-    }
-}
-
-// ------------------------------------- gumbel: softmax((x + noise) / T); scale holds 1 / T
-@group(0) @binding(0) var<storage, read> gu_x: array<f32>;
-@group(0) @binding(1) var<storage, read> gu_noise: array<f32>;
-@group(0) @binding(2) var<storage, read_write> gu_y: array<f32>;
-@group(0) @binding(3) var<uniform> gu_p: Rows;
-
-@compute @workgroup_size(64)
-fn gumbel_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
-    if (r >= gu_p.rows) { return; }
-    let base = r * gu_p.n;
-    var m = NEG_BIG;
-    for (var j = 0u; j < gu_p.n; j++) {
-        let v = (gu_x[base + j] + gu_noise[base + j]) * gu_p.scale;
-        gu_y[base + j] = v;
-        m = max(m, v);
-    }
-    var s = 0.0;
-    for (var j = 0u; j < gu_p.n; j++) {
-        let e = exp(gu_y[base + j] - m);
-        gu_y[base + j] = e;
-        s += e;
-    }
-    let inv = 1.0 / s;
-    for (var j = 0u; j < gu_p.n; j++) { gu_y[base + j] *= inv; }
-}
-
-// -------------------------------- masked: logits of masked-out features become -1e9 first
-@group(0) @binding(0) var<storage, read> mf_x: array<f32>;
-@group(0) @binding(1) var<storage, read> mf_keep: array<f32>;  // (n,) 1 = keep, 0 = masked
-@group(0) @binding(2) var<storage, read_write> mf_y: array<f32>;
-@group(0) @binding(3) var<uniform> mf_p: Rows;
-
-fn masked_logit(base: u32, j: u32) -> f32 {
-    if (mf_keep[j] != 0.0) { return mf_x[base + j]; }
-    return -1e9;
-}
-
-@compute @workgroup_size(64)
-fn masked_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
-    if (r >= mf_p.rows) { return; }
-    let base = r * mf_p.n;
-    var m = NEG_BIG;
-    for (var j = 0u; j < mf_p.n; j++) { m = max(m, masked_logit(base, j) * mf_p.scale); }
-    var s = 0.0;
-    for (var j = 0u; j < mf_p.n; j++) {
-        let e = exp(masked_logit(base, j) * mf_p.scale - m);
-        mf_y[base + j] = e;
-        s += e;
-    }
-    let inv = 1.0 / s;
-    for (var j = 0u; j < mf_p.n; j++) { mf_y[base + j] *= inv; }
-}
-
-@group(0) @binding(0) var<storage, read> mb_y: array<f32>;
-@group(0) @binding(1) var<storage, read> mb_g: array<f32>;
-@group(0) @binding(2) var<storage, read> mb_keep: array<f32>;
-@group(0) @binding(3) var<storage, read_write> mb_dx: array<f32>;
-@group(0) @binding(4) var<uniform> mb_p: Rows;
-
-@compute @workgroup_size(64)
-fn masked_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
-    if (r >= mb_p.rows) { return; }
-    let base = r * mb_p.n;
-    var dot = 0.0;
-    for (var j = 0u; j < mb_p.n; j++) { dot += mb_g[base + j] * mb_y[base + j]; }
-    for (var j = 0u; j < mb_p.n; j++) {
-        let d = mb_p.scale * mb_y[base + j] * (mb_g[base + j] - dot);
-        mb_dx[base + j] = select(0.0, d, mb_keep[j] != 0.0);
+    for (var j = lid; j < sb_p.n; j += WG) { dot += sb_g[base + j] * sb_y[base + j]; }
+    dot = wg_sum(dot, lid);
+    for (var j = lid; j < sb_p.n; j += WG) {
+        let d = sb_p.scale * sb_y[base + j] * (sb_g[base + j] - dot);
+        sb_dx[base + j] = select(d, 0.0, MASKED != 0u && sb_keep[j] == 0.0);
     }
 }
 
@@ -139,27 +109,30 @@ fn masked_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
 @group(0) @binding(2) var<uniform> sp_p: Rows;
 
 @compute @workgroup_size(64)
-fn sparse_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
+fn sparse_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) li: vec3<u32>) {
+    let r = group_of(wg, nwg);
     if (r >= sp_p.rows) { return; }
+    let lid = li.x;
     let base = r * sp_p.n;
-    var total = 0.0;
-    for (var j = 0u; j < sp_p.n; j++) { total += sp_x[base + j]; }
+    var part = 0.0;
+    for (var j = lid; j < sp_p.n; j += WG) { part += sp_x[base + j]; }
     var count = sp_p.n;
-    var tau = (total - 1.0) / f32(sp_p.n);
+    var tau = (wg_sum(part, lid) - 1.0) / f32(sp_p.n);
     for (var pass_ = 0u; pass_ <= sp_p.n; pass_++) {
-        total = 0.0;
-        var kept = 0u;
-        for (var j = 0u; j < sp_p.n; j++) {
+        var total = 0.0;
+        var kept = 0.0;
+        for (var j = lid; j < sp_p.n; j += WG) {
             let v = sp_x[base + j];
-            if (v > tau) { total += v; kept += 1u; }
+            if (v > tau) { total += v; kept += 1.0; }
         }
-        if (kept == count || kept == 0u) { break; }
-        count = kept;
-        tau = (total - 1.0) / f32(kept);
+        total = wg_sum(total, lid);
+        let k = u32(wg_sum(kept, lid));  // counts below 2^24 are exact in f32
+        if (k == count || k == 0u) { break; }
+        count = k;
+        tau = (total - 1.0) / f32(k);
     }
-    for (var j = 0u; j < sp_p.n; j++) { sp_y[base + j] = max(0.0, sp_x[base + j] - tau); }
+    for (var j = lid; j < sp_p.n; j += WG) { sp_y[base + j] = max(0.0, sp_x[base + j] - tau); }
 }
 
 // On the support S = {y > 0}: dx = g - mean_S(g); zero elsewhere
@@ -169,18 +142,21 @@ fn sparse_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
 @group(0) @binding(3) var<uniform> sq_p: Rows;
 
 @compute @workgroup_size(64)
-fn sparse_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
+fn sparse_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) li: vec3<u32>) {
+    let r = group_of(wg, nwg);
     if (r >= sq_p.rows) { return; }
+    let lid = li.x;
     let base = r * sq_p.n;
     var total = 0.0;
-    var count = 0u;
-    for (var j = 0u; j < sq_p.n; j++) {
-        if (sq_y[base + j] > 0.0) { total += sq_g[base + j]; count += 1u; }
+    var count = 0.0;
+    for (var j = lid; j < sq_p.n; j += WG) {
+        if (sq_y[base + j] > 0.0) { total += sq_g[base + j]; count += 1.0; }
     }
-    let mean = select(0.0, total / f32(max(count, 1u)), count > 0u);
-    for (var j = 0u; j < sq_p.n; j++) {
+    total = wg_sum(total, lid);
+    count = wg_sum(count, lid);
+    let mean = select(0.0, total / max(count, 1.0), count > 0.0);
+    for (var j = lid; j < sq_p.n; j += WG) {
         sq_dx[base + j] = select(0.0, sq_g[base + j] - mean, sq_y[base + j] > 0.0);
     }
 }
@@ -194,20 +170,22 @@ fn sparse_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
 @group(0) @binding(4) var<uniform> ef_prm: Rows;  // scale holds w = alpha - 1
 
 @compute @workgroup_size(64)
-fn entmax_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
+fn entmax_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) li: vec3<u32>) {
+    let r = group_of(wg, nwg);
     if (r >= ef_prm.rows) { return; }
+    let lid = li.x;
     let base = r * ef_prm.n;
     let w = ef_prm.scale;
-    var total = 0.0;
-    for (var j = 0u; j < ef_prm.n; j++) {
+    var part = 0.0;
+    for (var j = lid; j < ef_prm.n; j += WG) {
         let b = (1.0 - w) * ef_p[base + j] + w * ef_s[base + j];
         ef_y[base + j] = b;
-        total += b;
+        part += b;
     }
-    ef_total[r] = total;
-    for (var j = 0u; j < ef_prm.n; j++) { ef_y[base + j] /= total; }
+    let total = wg_sum(part, lid);
+    if (lid == 0u) { ef_total[r] = total; }
+    for (var j = lid; j < ef_prm.n; j += WG) { ef_y[base + j] /= total; }
 }
 
 // db = (g - <g, y>) / total; dx = (1-w) J_softmax(p) db + w J_sparsemax(s) db
@@ -220,26 +198,31 @@ fn entmax_fwd(@builtin(global_invocation_id) gid: vec3<u32>,
 @group(0) @binding(6) var<uniform> eb_prm: Rows;
 
 @compute @workgroup_size(64)
-fn entmax_bwd(@builtin(global_invocation_id) gid: vec3<u32>,
-              @builtin(num_workgroups) nwg: vec3<u32>) {
-    let r = flat(gid, nwg);
+fn entmax_bwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) li: vec3<u32>) {
+    let r = group_of(wg, nwg);
     if (r >= eb_prm.rows) { return; }
+    let lid = li.x;
     let base = r * eb_prm.n;
     let w = eb_prm.scale;
     let inv_total = 1.0 / eb_total[r];
     var gy = 0.0;
-    for (var j = 0u; j < eb_prm.n; j++) { gy += eb_g[base + j] * eb_y[base + j]; }
+    for (var j = lid; j < eb_prm.n; j += WG) { gy += eb_g[base + j] * eb_y[base + j]; }
+    gy = wg_sum(gy, lid);
     // <db, p>, and sum/count of db over the sparsemax support
     var dp = 0.0;
     var ds = 0.0;
-    var count = 0u;
-    for (var j = 0u; j < eb_prm.n; j++) {
+    var count = 0.0;
+    for (var j = lid; j < eb_prm.n; j += WG) {
         let db = (eb_g[base + j] - gy) * inv_total;
         dp += db * eb_p[base + j];
-        if (eb_s[base + j] > 0.0) { ds += db; count += 1u; }
+        if (eb_s[base + j] > 0.0) { ds += db; count += 1.0; }
     }
-    let mean = select(0.0, ds / f32(max(count, 1u)), count > 0u);
-    for (var j = 0u; j < eb_prm.n; j++) {
+    dp = wg_sum(dp, lid);
+    ds = wg_sum(ds, lid);
+    count = wg_sum(count, lid);
+    let mean = select(0.0, ds / max(count, 1.0), count > 0.0);
+    for (var j = lid; j < eb_prm.n; j += WG) {
         let db = (eb_g[base + j] - gy) * inv_total;
         let soft = eb_p[base + j] * (db - dp);
         let sparse = select(0.0, db - mean, eb_s[base + j] > 0.0);

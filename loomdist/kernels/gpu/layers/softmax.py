@@ -15,22 +15,31 @@ from loomdist.layers import _softmax_math as sm
 
 SHADER = "softmax"
 WG = 64  # @workgroup_size of every entry point in softmax.wgsl
+PLAIN, GUMBEL, MASKED = 0, 1, 2  # softmax_fwd's MODE
 
 
-def _rows(stream, entry: str, arrays: list, rows: int, n: int, scale: float = 1.0) -> None:
+def _rows(stream, entry: str, arrays: list, rows: int, n: int, scale: float = 1.0,
+          constants: dict | None = None) -> None:
+    """One workgroup per row of n (the row-parallel entry points)."""
     stream.dispatch(SHADER, arrays, {"rows": rows, "n": n, "scale": float(scale), "pad": 0},
-                    stream.groups(rows, WG), entry=entry)
+                    stream.groups(rows * WG, WG), constants, entry)
 
 
-def _softmax(stream, x: GpuArray, rows: int, n: int, t: float) -> GpuArray:
+def _softmax(stream, x: GpuArray, rows: int, n: int, t: float, mode: int = PLAIN,
+             aux: GpuArray | None = None) -> GpuArray:
+    """softmax(logits / t) per row; logits are x, x + noise (aux) or x masked by aux."""
     y = empty(x.shape)
-    _rows(stream, "softmax_fwd", [x, y], rows, n, 1.0 / t)
+    _rows(stream, "softmax_fwd", [x, x if aux is None else aux, y], rows, n, 1.0 / t,
+          {"MODE": mode})
     return y
 
 
-def _softmax_back(stream, y: GpuArray, g: GpuArray, rows: int, n: int, t: float) -> GpuArray:
+def _softmax_back(stream, y: GpuArray, g: GpuArray, rows: int, n: int, t: float,
+                  keep: GpuArray | None = None) -> GpuArray:
+    """scale * y * (g - <g, y>) per row, zero where `keep` is 0 when given."""
     dx = empty(y.shape)
-    _rows(stream, "softmax_bwd", [y, g, dx], rows, n, 1.0 / t)
+    _rows(stream, "softmax_bwd", [y, g, y if keep is None else keep, dx], rows, n, 1.0 / t,
+          {"MASKED": int(keep is not None)})
     return dx
 
 
@@ -66,8 +75,7 @@ def _gumbel(stream, spec, x):
     noise = to_gpu((-np.log(-np.log(u.astype(np.float64)))).astype(np.float32), x.device)
     nb, n = _size(x)
     t = spec.effective_temperature
-    y = empty(x.shape)
-    _rows(stream, "gumbel_fwd", [x, noise, y], nb, n, 1.0 / t)
+    y = _softmax(stream, x, nb, n, t, GUMBEL, noise)
     return y, {"op": "softmax", "y": y, "t": t, "rows": nb, "n": n}  # noise held fixed
 
 
@@ -75,8 +83,7 @@ def _masked(stream, spec, x):
     nb, n = _size(x)
     keep = _table(spec.mask, x)
     t = spec.effective_temperature
-    y = empty(x.shape)
-    _rows(stream, "masked_fwd", [x, keep, y], nb, n, 1.0 / t)
+    y = _softmax(stream, x, nb, n, t, MASKED, keep)
     return y, {"op": "masked", "y": y, "t": t, "rows": nb, "n": n, "keep": keep}
 
 
@@ -139,9 +146,7 @@ def _softmax_bwd(stream, c, g):
 
 
 def _masked_bwd(stream, c, g):
-    dx = empty(c["y"].shape)
-    _rows(stream, "masked_bwd", [c["y"], g, c["keep"], dx], c["rows"], c["n"], 1.0 / c["t"])
-    return dx
+    return _softmax_back(stream, c["y"], g, c["rows"], c["n"], c["t"], c["keep"])
 
 
 def _sparse_bwd(stream, c, g):
