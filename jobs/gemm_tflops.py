@@ -1,8 +1,11 @@
 """GEMM throughput: loomdist's WGSL tiled GEMM vs torch fp32 (TF32 off) on the same machine.
 
-Times C = A @ B for square float32 operands with the operands resident on the device
-(one warm-up dispatch, then `--repeats` dispatches in one submit), spot-checks rows of C
-against numpy, and prints one JSON object (also written to `--json` when given).
+Times C = A @ B for square float32 operands resident on the device: one warm-up dispatch,
+then `repeats` dispatches recorded into one command buffer (encoded before the clock starts;
+small sizes get more repeats so the submit's latency is amortised), timed by the wall clock
+around submit-and-wait and, where the adapter has timestamp queries, by the GPU's own
+timestamps. Rows of C are spot-checked against numpy float64. Prints one JSON object (also
+written to `--json`). `--tiles 128x128x8,64x64x8` times those tiles besides the automatic one.
 Usage: python jobs/gemm_tflops.py [--sizes 1024,4096,8192] [--repeats 10] [--json out.json]
 """
 
@@ -10,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +20,47 @@ import numpy as np
 from loomdist.errors import ConfigError
 from loomdist.kernels.gpu.device import get_device
 from loomdist.kernels.gpu.gemm import Gemm
+from loomdist.kernels.gpu.gemm_codegen import Tile
+from loomdist.kernels.gpu.gemm_timing import time_dispatches
 
 CHECK_ROWS = 8  # rows of C compared with numpy float64
+MAX_REPEAT_FACTOR = 20  # small sizes run up to this many times --repeats
 
 
 def tflops(n: int, seconds: float) -> float:
     return 2.0 * n**3 / seconds / 1e12
 
 
-def time_wgpu(n: int, repeats: int) -> dict:
-    """TFLOP/s of one n x n x n GEMM through wgpu, plus a spot-check error."""
+def repeats_for(n: int, repeats: int) -> int:
+    """`repeats` at n >= 4096, scaled up ~ (4096/n)^3 below that (at most 20x)."""
+    return int(min(max(repeats * (4096 / n) ** 3, repeats), MAX_REPEAT_FACTOR * repeats))
+
+
+def operands(n: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)  # (M, K)
     b = rng.standard_normal((n, n), dtype=np.float32)  # (K, N)
+    return a, b
+
+
+def time_wgpu(n: int, repeats: int, tile: Tile | None = None) -> dict:
+    """TFLOP/s of one n x n x n GEMM through wgpu (wall clock and timestamps) plus an error."""
+    a, b = operands(n)
     try:
-        gemm = Gemm(a, b)
+        gemm = Gemm(a, b, tile=tile)
     except ConfigError as err:
-        return {"n": n, "error": str(err)}
+        return {"n": n, "tile": tile.name if tile else "auto", "error": str(err)}
     gemm.run(1)  # compile, first-touch
-    t = time.perf_counter()
-    gemm.run(repeats)
-    seconds = (time.perf_counter() - t) / repeats
+    reps = repeats_for(n, repeats)
+    times = time_dispatches(gemm.dev, gemm.encode, reps)
     ref = a[:CHECK_ROWS].astype(np.float64) @ b.astype(np.float64)
     err = float(np.abs(gemm.read()[:CHECK_ROWS] - ref).max() / np.abs(ref).max())
-    return {"n": n, "seconds": seconds, "tflops": tflops(n, seconds), "max_rel_err": err}
+    out = {"n": n, "tile": gemm.plan.tile.name, "repeats": reps, "seconds": times["wall_s"],
+           "tflops": tflops(n, times["wall_s"]), "max_rel_err": err}
+    if "gpu_s" in times:
+        out |= {"gpu_seconds": times["gpu_s"], "gpu_tflops": tflops(n, times["gpu_s"]),
+                "gpu_best_tflops": tflops(n, times["gpu_min_s"])}
+    return out
 
 
 def time_torch(n: int, repeats: int) -> dict | None:
@@ -57,30 +76,41 @@ def time_torch(n: int, repeats: int) -> dict | None:
     torch.set_float32_matmul_precision("highest")
     a, b = (torch.randn(n, n, device="cuda", dtype=torch.float32) for _ in range(2))
     torch.mm(a, b)
+    reps = repeats_for(n, repeats)
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     start.record()
-    for _ in range(repeats):
+    for _ in range(reps):
         torch.mm(a, b)
     end.record()
     torch.cuda.synchronize()
-    seconds = start.elapsed_time(end) / 1e3 / repeats
-    return {"n": n, "seconds": seconds, "tflops": tflops(n, seconds),
-            "device": torch.cuda.get_device_name()}
+    seconds = start.elapsed_time(end) / 1e3 / reps
+    return {"n": n, "repeats": reps, "seconds": seconds, "tflops": tflops(n, seconds),
+            "device": torch.cuda.get_device_name(), "torch": torch.__version__}
+
+
+def parse_tiles(text: str) -> list[Tile]:
+    return [Tile(*(int(x) for x in t.split("x"))) for t in text.split(",") if t]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1024,4096,8192", help="comma-separated n")
     parser.add_argument("--repeats", type=int, default=10, help="timed dispatches per size")
+    parser.add_argument("--tiles", default="", help="also time these tiles, e.g. 128x128x8")
     parser.add_argument("--json", type=Path, help="also write the JSON here")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     dev = get_device()
     out = {
         "adapter": dev.adapter_name,
+        "adapter_info": dev.info,
+        "features": sorted(dev.features),
         "limits": {k: dev.limits[k] for k in ("max-storage-buffer-binding-size",
-                                              "max-buffer-size")},
+                                              "max-buffer-size",
+                                              "max-compute-workgroup-storage-size")},
         "wgpu": [time_wgpu(n, args.repeats) for n in sizes],
+        "wgpu_tiles": [time_wgpu(n, args.repeats, t) for n in sizes
+                       for t in parse_tiles(args.tiles)],
         "torch_fp32_no_tf32": [r for n in sizes if (r := time_torch(n, args.repeats))],
     }
     text = json.dumps(out, indent=2)

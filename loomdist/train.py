@@ -29,6 +29,8 @@ def fused_softmax(net, cfg: TrainingConfig):
 
 def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
     """One update on one mini-batch. Returns (loss, gradient norm before clipping)."""
+    if getattr(net, "runner", None) is not None:  # wgpu: one submit, one readback per step
+        return net.runner.train_step(opt, cfg, x, target, lr)
     out = net.forward(x)
     fused = fused_softmax(net, cfg)
     net.zero_grad()

@@ -9,7 +9,8 @@ if wgpu.gpu.request_adapter_sync(power_preference="high-performance") is None:
 
 from loomdist.errors import ConfigError, ShapeError  # noqa: E402
 from loomdist.kernels.gpu import device  # noqa: E402
-from loomdist.kernels.gpu.gemm import matmul  # noqa: E402
+from loomdist.kernels.gpu.gemm import gemm_pipeline, matmul  # noqa: E402
+from loomdist.kernels.gpu.gemm_codegen import Tile  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -66,8 +67,10 @@ def test_no_adapter_raises_config_error(monkeypatch):
         device.get_device.cache_clear()
 
 
-def test_pipeline_cached_per_shader_and_constants():
+def test_pipeline_cached_per_tile_and_transposes():
     dev = device.get_device()
-    plain = dev.pipeline("gemm", {"TRANS_A": 0, "TRANS_B": 0})
-    assert dev.pipeline("gemm", {"TRANS_B": 0, "TRANS_A": 0}) is plain
-    assert dev.pipeline("gemm", {"TRANS_A": 1, "TRANS_B": 0}) is not plain
+    tile = Tile(64, 64, 8)
+    plain = gemm_pipeline(dev, tile, False, False)
+    assert gemm_pipeline(dev, Tile(64, 64, 8), False, False) is plain
+    assert gemm_pipeline(dev, tile, True, False) is not plain
+    assert gemm_pipeline(dev, Tile(64, 64, 4), False, False) is not plain

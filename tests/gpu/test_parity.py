@@ -12,7 +12,8 @@ from loomdist.kernels.gpu import layers as gpu_layers  # noqa: E402
 from loomdist.kernels.gpu.array import to_gpu  # noqa: E402
 from loomdist.kernels.gpu.stream import Stream  # noqa: E402
 from loomdist.layers import module_of  # noqa: E402
-from tests.cases import CASES  # noqa: E402
+from tests.cases import CASES, Case  # noqa: E402
+from tests.gpu._grids import LN, RMS, SW, D, P  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 
@@ -31,7 +32,17 @@ TOLERANCE = {
     "softmax": (1e-4, 1e-5),
 }
 DEFAULT = (1e-4, 1e-4)
-GPU_CASES = [c for c in CASES if gpu_layers.runs_on_gpu(c.spec)]
+# The shared cases put softmax inside their nested/2-D scatter parallels; these run the same
+# shapes with GPU kinds only, so the nesting and scatter paths are covered on every branch.
+EXTRA = [
+    Case("gpu_parallel_nested", P((P((D(6, 3, "tanh"), D(6, 3, "relu")), "add"),
+                                   P((D(6, 2, "sigmoid"), LN(6), SW(3, 2)), "concat")),
+                                  "concat"), 2, 6),
+    Case("gpu_parallel_scatter_2d", P((D(6, 4, "tanh"), RMS(3), D(6, 2, "linear")),
+                                      "grid_scatter", 2, 2, 1,
+                                      ((0, 1, 1, 0), (1, 0, 0, 0), (2, 1, 0, 0))), 2, 6),
+]
+GPU_CASES = [c for c in CASES if gpu_layers.runs_on_gpu(c.spec)] + EXTRA
 
 
 def _random_params(case, rng):

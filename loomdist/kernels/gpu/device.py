@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import wgpu
 
 from loomdist.errors import ConfigError
@@ -16,7 +17,10 @@ RAISED_LIMITS = (
     "max-storage-buffer-binding-size",
     "max-buffer-size",
     "max-storage-buffers-per-shader-stage",
+    "max-compute-workgroup-storage-size",
 )
+# Optional features requested when the adapter has them.
+WANTED_FEATURES = ("timestamp-query",)
 
 
 @dataclass
@@ -32,7 +36,9 @@ class Device:
     limits: dict[str, int]
     pipelines: dict = field(default_factory=dict)
     modules: dict = field(default_factory=dict)
+    uniforms: dict = field(default_factory=dict)
     features: frozenset = frozenset()
+    info: dict = field(default_factory=dict)  # adapter vendor, device, driver, backend
 
     def check_size(self, nbytes: int, where: str) -> None:
         """Raise ConfigError when a buffer of `nbytes` cannot be bound as storage here."""
@@ -68,6 +74,24 @@ class Device:
                 f"{where}: the adapter {self.adapter_name} lacks the wgpu feature {feature!r} "
                 f"(it has {sorted(self.features)}); use another adapter or the CPU backend")
 
+    def pipeline_from_code(self, name: str, code: str) -> wgpu.GPUComputePipeline:
+        """Compile generated WGSL `code` (entry point `main`) once per unique `name`."""
+        key = (name, ("generated",))
+        if key not in self.pipelines:
+            module = self.raw.create_shader_module(label=name, code=code)
+            self.pipelines[key] = self.raw.create_compute_pipeline(
+                layout="auto", compute={"module": module, "entry_point": "main"})
+        return self.pipelines[key]
+
+    def uniform_u32(self, values: tuple[int, ...]) -> wgpu.GPUBuffer:
+        """A cached, immutable uniform buffer holding `values` as u32 (padded to 16 bytes)."""
+        if values not in self.uniforms:
+            data = np.zeros(-(-len(values) // 4) * 4, dtype=np.uint32)
+            data[: len(values)] = values
+            self.uniforms[values] = self.raw.create_buffer_with_data(
+                data=data, usage=wgpu.BufferUsage.UNIFORM)
+        return self.uniforms[values]
+
     def _module(self, shader: str) -> wgpu.GPUShaderModule:
         if shader not in self.modules:
             code = (SHADER_DIR / f"{shader}.wgsl").read_text()
@@ -95,7 +119,9 @@ def get_device() -> Device:
             "Vulkan driver, or use the CPU backend"
         )
     wanted = {name: adapter.limits[name] for name in RAISED_LIMITS}
-    raw = adapter.request_device_sync(label="loomdist", required_limits=wanted)
+    features = [f for f in WANTED_FEATURES if f in adapter.features]
+    raw = adapter.request_device_sync(
+        label="loomdist", required_limits=wanted, required_features=features)
     limits = {name: int(raw.limits[name]) for name in raw.limits}
     return Device(raw=raw, adapter_name=adapter.summary, limits=limits,
-                  features=frozenset(raw.features))
+                  features=frozenset(features), info=dict(adapter.info))

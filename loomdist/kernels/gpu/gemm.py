@@ -1,15 +1,20 @@
-"""Tiled float32 GEMM on the GPU (gemm.wgsl): `matmul` one-shot, `Gemm` device-resident."""
+"""Tiled float32 GEMM on the GPU (gemm.wgsl, unrolled by gemm_codegen).
+
+`encode_gemm` records C = op(A) @ op(B) (+ C) on device buffers into a command encoder;
+`Gemm` keeps its own operands resident (for repeated dispatches); `matmul` is one-shot numpy.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import wgpu
 
-from loomdist.errors import ShapeError
+from loomdist.errors import ConfigError, ShapeError
 from loomdist.kernels.gpu.device import Device, get_device
+from loomdist.kernels.gpu.gemm_codegen import Tile, shader_source
 
-BLOCK = 64  # rows and columns of C per workgroup (BM = BN in gemm.wgsl)
 STORAGE = wgpu.BufferUsage.STORAGE
+BIG_GRID = 256  # workgroups of 128x128 tiles from which the big tile keeps a GPU busy
 
 
 def gemm_shape(a_shape: tuple, b_shape: tuple, trans_a: bool, trans_b: bool) -> tuple:
@@ -26,6 +31,112 @@ def gemm_shape(a_shape: tuple, b_shape: tuple, trans_a: bool, trans_b: bool) -> 
     return m, n, ka
 
 
+def choose_tile(dev: Device, m: int, n: int) -> Tile:
+    """128x128 tiles when C has enough of them to fill the GPU, else 64x64; bk as memory allows."""
+    big = -(-m // 128) * -(-n // 128) >= BIG_GRID
+    bm = bn = 128 if big else 64
+    limit = dev.limits.get("max-compute-workgroup-storage-size", 16384)
+    for bk in (8, 4):
+        if Tile(bm, bn, bk).shared_bytes <= limit:
+            return Tile(bm, bn, bk)
+    return Tile(64, 64, 4)
+
+
+def gemm_pipeline(dev: Device, tile: Tile, trans_a: bool, trans_b: bool):
+    """The compiled pipeline of `tile` for these transposes (cached on `dev`)."""
+    name = f"gemm[{tile.name},ta={int(trans_a)},tb={int(trans_b)}]"
+    return dev.pipeline_from_code(name, shader_source(tile, trans_a, trans_b))
+
+
+def _check_buffer(buf: wgpu.GPUBuffer, floats: int, what: str, shape: str) -> None:
+    if not buf.usage & STORAGE:
+        raise ConfigError(f"encode_gemm: {what} lacks STORAGE usage (usage {buf.usage}); "
+                          "create it with wgpu.BufferUsage.STORAGE")
+    if buf.size < 4 * floats:
+        raise ShapeError(f"encode_gemm: {what} holds {buf.size} bytes, fewer than its "
+                         f"{shape} float32 needs ({4 * floats}); pass a larger buffer")
+
+
+def _grid(dev: Device, tile: Tile, m: int, n: int) -> tuple[int, int, int]:
+    grid = (-(-n // tile.bn), -(-m // tile.bm), 1)
+    limit = dev.limits["max-compute-workgroups-per-dimension"]
+    if max(grid) > limit:
+        raise ConfigError(f"encode_gemm: {grid[:2]} workgroups exceed "
+                          f"max-compute-workgroups-per-dimension = {limit} (m={m}, n={n}); "
+                          "split the product into row or column blocks")
+    return grid
+
+
+class GemmPlan:
+    """Pipeline, workgroup grid and parameters of one (m, n, k, transposes, accumulate)."""
+
+    def __init__(self, dev: Device, m: int, n: int, k: int, trans_a: bool = False,
+                 trans_b: bool = False, accumulate: bool = False, tile: Tile | None = None):
+        self.dev, self.m, self.n, self.k = dev, m, n, k
+        self.tile = tile or choose_tile(dev, m, n)
+        if self.tile.shared_bytes > dev.limits["max-compute-workgroup-storage-size"]:
+            raise ConfigError(
+                f"encode_gemm: tile {self.tile.name} needs {self.tile.shared_bytes} bytes of "
+                f"workgroup memory > max-compute-workgroup-storage-size = "
+                f"{dev.limits['max-compute-workgroup-storage-size']}; use a smaller tile")
+        self.grid = _grid(dev, self.tile, m, n)
+        self.pipeline = gemm_pipeline(dev, self.tile, trans_a, trans_b)
+        self.params = dev.uniform_u32((m, n, k, int(accumulate)))
+
+    def bind_group(self, a_buf, b_buf, c_buf) -> wgpu.GPUBindGroup:
+        entries = [{"binding": i, "resource": {"buffer": buf}}
+                   for i, buf in enumerate((a_buf, b_buf, c_buf, self.params))]
+        return self.dev.raw.create_bind_group(
+            layout=self.pipeline.get_bind_group_layout(0), entries=entries)
+
+    def dispatch(self, encoder, bind_group, timestamp_writes: dict | None = None) -> None:
+        """Record one compute pass running this GEMM with `bind_group`."""
+        cpass = encoder.begin_compute_pass(timestamp_writes=timestamp_writes)
+        cpass.set_pipeline(self.pipeline)
+        cpass.set_bind_group(0, bind_group)
+        cpass.dispatch_workgroups(*self.grid)
+        cpass.end()
+
+
+def encode_gemm(device: Device, encoder: wgpu.GPUCommandEncoder, a_buf: wgpu.GPUBuffer,
+                b_buf: wgpu.GPUBuffer, c_buf: wgpu.GPUBuffer, m: int, n: int, k: int,
+                trans_a: bool = False, trans_b: bool = False, accumulate: bool = False,
+                tile: Tile | None = None) -> None:
+    """Record C (m x n) = op(A) @ op(B) (+ C when `accumulate`) into `encoder`.
+
+    Buffers hold row-major float32: A is (m, k), or (k, m) when `trans_a`; B is (k, n), or
+    (n, k) when `trans_b`; C is (m, n). With k == 0, C is cleared (C needs COPY_DST usage)
+    or, when accumulating, left as it is. `tile` overrides the automatic tile choice.
+    Raises:
+        ShapeError: a buffer smaller than its operand.
+        ConfigError: a buffer without STORAGE usage, or a grid or tile beyond the limits.
+    """
+    _check_buffer(c_buf, m * n, "c_buf", f"{m}x{n}")
+    if m * n == 0:
+        return
+    if k == 0:
+        if not accumulate:
+            encoder.clear_buffer(c_buf, 0, 4 * m * n)
+        return
+    _check_buffer(a_buf, m * k, "a_buf", f"{k}x{m}" if trans_a else f"{m}x{k}")
+    _check_buffer(b_buf, k * n, "b_buf", f"{n}x{k}" if trans_b else f"{k}x{n}")
+    plan = GemmPlan(device, m, n, k, trans_a, trans_b, accumulate, tile)
+    plan.dispatch(encoder, plan.bind_group(a_buf, b_buf, c_buf))
+
+
+def upload(dev: Device, x: np.ndarray, where: str, usage: int = STORAGE) -> wgpu.GPUBuffer:
+    """A new storage buffer holding `x` as C-contiguous float32 (size-checked)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    dev.check_size(x.nbytes, where)
+    return dev.raw.create_buffer_with_data(data=x, usage=usage)
+
+
+def read_matrix(dev: Device, buf: wgpu.GPUBuffer, rows: int, cols: int) -> np.ndarray:
+    """A (rows, cols) float32 copy of the start of `buf` (one readback)."""
+    data = dev.raw.queue.read_buffer(buf, 0, 4 * rows * cols)
+    return np.frombuffer(data, dtype=np.float32).reshape(rows, cols).copy()
+
+
 class Gemm:
     """C = op(A) @ op(B) with A, B and C resident on the device.
 
@@ -34,43 +145,22 @@ class Gemm:
     """
 
     def __init__(self, a: np.ndarray, b: np.ndarray, trans_a: bool = False,
-                 trans_b: bool = False, dev: Device | None = None):
+                 trans_b: bool = False, dev: Device | None = None, tile: Tile | None = None):
         self.dev = dev or get_device()
         self.m, self.n, self.k = gemm_shape(a.shape, b.shape, trans_a, trans_b)
-        self.pipeline = self.dev.pipeline(
-            "gemm", {"TRANS_A": int(trans_a), "TRANS_B": int(trans_b)})
+        self.plan = GemmPlan(self.dev, self.m, self.n, self.k, trans_a, trans_b, tile=tile)
         # Kept as attributes so the buffers live as long as the bind group that uses them.
-        self.a = self._upload(a, "gemm A")
-        self.b = self._upload(b, "gemm B")
-        self.c = self._output(self.m * self.n * 4)
-        params = np.array([self.m, self.n, self.k, 0], dtype=np.uint32)
-        self.params = self.dev.raw.create_buffer_with_data(
-            data=params, usage=wgpu.BufferUsage.UNIFORM)
-        self.bind_group = self._bind_group()
+        self.a = upload(self.dev, a, "gemm A")
+        self.b = upload(self.dev, b, "gemm B")
+        self.dev.check_size(4 * self.m * self.n, "gemm C")
+        self.c = self.dev.raw.create_buffer(
+            size=4 * self.m * self.n, usage=STORAGE | wgpu.BufferUsage.COPY_SRC)
+        self.bind_group = self.plan.bind_group(self.a, self.b, self.c)
 
-    def _upload(self, x: np.ndarray, where: str) -> wgpu.GPUBuffer:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        self.dev.check_size(x.nbytes, where)
-        return self.dev.raw.create_buffer_with_data(data=x, usage=STORAGE)
-
-    def _output(self, nbytes: int) -> wgpu.GPUBuffer:
-        self.dev.check_size(nbytes, "gemm C")
-        return self.dev.raw.create_buffer(size=nbytes, usage=STORAGE | wgpu.BufferUsage.COPY_SRC)
-
-    def _bind_group(self) -> wgpu.GPUBindGroup:
-        buffers = (self.a, self.b, self.c, self.params)
-        return self.dev.raw.create_bind_group(
-            layout=self.pipeline.get_bind_group_layout(0),
-            entries=[{"binding": i, "resource": {"buffer": buf}} for i, buf in enumerate(buffers)],
-        )
-
-    def encode(self, encoder: wgpu.GPUCommandEncoder) -> None:
-        """Record one GEMM dispatch into `encoder`."""
-        cpass = encoder.begin_compute_pass()
-        cpass.set_pipeline(self.pipeline)
-        cpass.set_bind_group(0, self.bind_group)
-        cpass.dispatch_workgroups(-(-self.n // BLOCK), -(-self.m // BLOCK), 1)
-        cpass.end()
+    def encode(self, encoder: wgpu.GPUCommandEncoder,
+               timestamp_writes: dict | None = None) -> None:
+        """Record one GEMM dispatch into `encoder` (optionally timestamped)."""
+        self.plan.dispatch(encoder, self.bind_group, timestamp_writes)
 
     def run(self, repeats: int = 1) -> None:
         """Submit `repeats` dispatches in one command buffer and wait for them."""
@@ -84,17 +174,17 @@ class Gemm:
 
     def read(self) -> np.ndarray:
         """C as a new (M, N) float32 array (one readback)."""
-        data = self.dev.raw.queue.read_buffer(self.c)
-        return np.frombuffer(data, dtype=np.float32).reshape(self.m, self.n).copy()
+        return read_matrix(self.dev, self.c, self.m, self.n)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, trans_a: bool = False,
-           trans_b: bool = False) -> np.ndarray:
+def matmul(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = False,
+           tile: Tile | None = None) -> np.ndarray:
     """op(a) @ op(b) in float32 on the GPU: upload, one dispatch, one readback.
 
     Args:
         a: (M, K), or (K, M) when `trans_a`.
         b: (K, N), or (N, K) when `trans_b`.
+        tile: overrides the automatic tile choice (tests use it to reach every variant).
     Returns:
         (M, N) float32 array.
     Raises:
@@ -104,8 +194,11 @@ def matmul(a: np.ndarray, b: np.ndarray, trans_a: bool = False,
     m, n, k = gemm_shape(np.shape(a), np.shape(b), trans_a, trans_b)
     if m * n * k == 0:  # wgpu cannot bind empty buffers; the product is all zeros
         return np.zeros((m, n), dtype=np.float32)
-    gemm = Gemm(np.asarray(a), np.asarray(b), trans_a, trans_b)
-    encoder = gemm.dev.raw.create_command_encoder()
-    gemm.encode(encoder)
-    gemm.dev.raw.queue.submit([encoder.finish()])
-    return gemm.read()
+    dev = get_device()
+    a_buf, b_buf = upload(dev, a, "gemm A"), upload(dev, b, "gemm B")
+    dev.check_size(4 * m * n, "gemm C")
+    c_buf = dev.raw.create_buffer(size=4 * m * n, usage=STORAGE | wgpu.BufferUsage.COPY_SRC)
+    encoder = dev.raw.create_command_encoder()
+    encode_gemm(dev, encoder, a_buf, b_buf, c_buf, m, n, k, trans_a, trans_b, tile=tile)
+    dev.raw.queue.submit([encoder.finish()])
+    return read_matrix(dev, c_buf, m, n)

@@ -16,6 +16,7 @@ Public API (stable; the GPU layer modules build on it):
     s.copy(src, dst, count=None, src_offset=0, dst_offset=0)   element offsets and count
     s.fill_zero(a)                     clear a device array
     s.submit()                         send what is recorded (no wait)
+    s.finish()                         submit and wait until the device is done (timing)
     s.read(*arrays) -> list[np.ndarray]   submit, then one map of one staging buffer
 Arrays and uniform buffers used by recorded work are kept alive until the next submit.
 """
@@ -28,6 +29,7 @@ import wgpu
 from loomdist.errors import ConfigError
 from loomdist.kernels.gpu.array import GpuArray, empty
 from loomdist.kernels.gpu.device import Device, get_device
+from loomdist.kernels.gpu.gemm import encode_gemm
 
 WORKGROUP = 256  # threads per workgroup of the 1-D shaders
 
@@ -104,15 +106,11 @@ class Stream:
 
     def gemm(self, a: GpuArray, b: GpuArray, c: GpuArray, m: int, n: int, k: int,
              trans_a: bool = False, trans_b: bool = False, accumulate: bool = False) -> None:
-        """Record c (m, n) = op(a) @ op(b), or c += op(a) @ op(b) when `accumulate`."""
-        if m * n == 0:
-            return
-        if k == 0:
-            if not accumulate:
-                self.fill_zero(c)
-            return
+        """Record c (m, n) = op(a) @ op(b), or c += op(a) @ op(b) when `accumulate`
+        (gemm.encode_gemm: k == 0 clears c, or leaves it when accumulating)."""
         self._keep += [a, b, c]
-        _encode_gemm(self, a, b, c, (m, n, k), trans_a, trans_b, accumulate)
+        encode_gemm(self.device, self.encoder, a.buffer, b.buffer, c.buffer, m, n, k,
+                    trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
 
     def copy(self, src: GpuArray, dst: GpuArray, count: int | None = None,
              src_offset: int = 0, dst_offset: int = 0) -> None:
@@ -136,6 +134,14 @@ class Stream:
             self.device.raw.queue.submit([self._encoder.finish()])
             self._encoder = None
         self._keep = []
+
+    def finish(self) -> None:
+        """Submit and wait for the device (a 4-byte readback: wgpu-py 0.32's
+        on_submitted_work_done_sync fails in its cffi callback on wgpu-native)."""
+        if getattr(self.device, "_fence", None) is None:
+            self.device._fence = empty((1,), self.device, "Stream.finish")
+        self.submit()
+        self.device.raw.queue.read_buffer(self.device._fence.buffer, 0, 4)
 
     def read(self, *arrays: GpuArray) -> list[np.ndarray]:
         """Submit what is recorded, copy `arrays` into one staging buffer, map it once."""
@@ -164,14 +170,3 @@ class Stream:
         """A new device array on this stream's device."""
         return empty(shape, self.device, where)
 
-
-def _encode_gemm(stream: Stream, a, b, c, mnk, trans_a, trans_b, accumulate) -> None:
-    """GEMM through gemm.wgsl; accumulate goes through a temporary and an in-place add."""
-    m, n, k = mnk
-    out = stream.empty((m, n), "Stream.gemm") if accumulate else c
-    stream.dispatch("gemm", [a, b, out], {"M": m, "N": n, "K": k, "pad": 0},
-                    (-(-n // 64), -(-m // 64), 1),
-                    {"TRANS_A": int(trans_a), "TRANS_B": int(trans_b)})
-    if accumulate:
-        stream.dispatch("elementwise", [out, c], {"n": m * n}, stream.groups(m * n),
-                        entry="add_into")

@@ -1,0 +1,87 @@
+"""Optimizer updates on the GPU (optim.wgsl), matching loomdist.optim.Optimizer's formulas.
+
+    opt = GpuOptimizer(cfg)                    cfg: loomdist.optim.OptimConfig
+    opt.step(stream, params, grads, lr, t)     params: [(key, GpuArray)], grads: {key: GpuArray}
+    clip_global_norm(stream, grads, max_norm) -> GpuArray (1,): sum of squares before clipping
+State (velocity, moments) stays on the device in `opt.slots[key]`; `slots_numpy()` reads it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from loomdist.kernels.gpu.array import GpuArray, zeros
+from loomdist.kernels.gpu.stream import Stream
+from loomdist.optim import OptimConfig, decays
+
+SHADER = "optim"
+SLOTS = {"sgd": 0, "momentum": 1, "adam": 2, "adamw": 2, "rmsprop": 2}
+
+
+def _f32(v: float) -> float:
+    return float(np.float32(v))
+
+
+class GpuOptimizer:
+    """One update rule over device-resident parameters; state in `slots`."""
+
+    def __init__(self, cfg: OptimConfig):
+        self.cfg = cfg
+        self.slots: dict = {}
+
+    def _uniform(self, n: int, lr: float, t: int, key) -> dict:
+        c = self.cfg
+        f32 = {"lr": lr, "momentum": c.momentum, "one_minus_damp": 1 - c.dampening,
+               "beta1": c.beta1, "one_minus_b1": 1 - c.beta1, "beta2": c.beta2,
+               "one_minus_b2": 1 - c.beta2, "bc1": 1 - c.beta1 ** t, "bc2": 1 - c.beta2 ** t,
+               "eps": c.epsilon, "weight_decay": c.weight_decay, "alpha": c.alpha,
+               "one_minus_alpha": 1 - c.alpha, "rms_momentum": c.rms_momentum}
+        f = {k: _f32(v) for k, v in f32.items()}
+        # Field order of optim.wgsl's Opt struct.
+        return {"n": n, "lr": f["lr"], "momentum": f["momentum"],
+                "one_minus_damp": f["one_minus_damp"], "nesterov": int(c.nesterov),
+                **{k: f[k] for k in ("beta1", "one_minus_b1", "beta2", "one_minus_b2", "bc1",
+                                     "bc2", "eps", "weight_decay")},
+                "decoupled": int(c.name == "adamw"), "decays": int(decays(key)),
+                **{k: f[k] for k in ("alpha", "one_minus_alpha", "rms_momentum")}}
+
+    def step(self, s: Stream, params, grads: dict, lr: float, t: int) -> None:
+        """Record one update of every (key, w) in `params` that has a gradient; t >= 1."""
+        name = self.cfg.name
+        entry = "adam" if name == "adamw" else name
+        for key, w in params:
+            g = grads.get(key)
+            if g is None or w.size == 0:
+                continue
+            if key not in self.slots:
+                self.slots[key] = [zeros(w.shape, s.device) for _ in range(SLOTS[name])]
+            s.dispatch(SHADER, [w, g, *self.slots[key]], self._uniform(w.size, lr, t, key),
+                       s.groups(w.size), entry=entry)
+
+    def slots_numpy(self, s: Stream) -> dict:
+        """{key: [state arrays]} read back (one readback)."""
+        keys = list(self.slots)
+        flat = s.read(*[a for k in keys for a in self.slots[k]])
+        out, at = {}, 0
+        for k in keys:
+            n = len(self.slots[k])
+            out[k], at = flat[at:at + n], at + n
+        return out
+
+
+def clip_global_norm(s: Stream, grads: list, max_norm: float) -> GpuArray:
+    """Scale `grads` (in place) so their global L2 norm is <= max_norm (<= 0: no clipping).
+
+    Returns a (1,) device array holding the sum of squares before clipping.
+    """
+    sq = zeros((1,), s.device)
+    for g in grads:
+        if g.size:
+            s.dispatch("reduce", [g, sq], {"n": g.size, "scale": 1.0, "accumulate": 1},
+                       (1, 1, 1), entry="sumsq")
+    if max_norm > 0:
+        for g in grads:
+            if g.size:
+                s.dispatch(SHADER, [g, sq], {"n": g.size, "max_norm": float(max_norm)},
+                           s.groups(g.size), entry="clip_scale")
+    return sq
