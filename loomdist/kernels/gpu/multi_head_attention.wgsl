@@ -1,5 +1,5 @@
-// Causal multi-head attention core: bias + RoPE, scores, causal softmax, weighted sums, and
-// the backward of each. Q, K, V, the context and their gradients are (batch*seq, d) row-major
+// Causal multi-head attention core: bias + RoPE, causal softmax, a batched strided GEMM for
+// the scores and weighted sums, and the backward of each. Q, K, V, the context and their gradients are (batch*seq, d) row-major
 // with head h in columns [h*hd, (h+1)*hd); scores and probabilities are (batch, heads, seq,
 // seq). The projections themselves are tiled GEMMs in the wrapper. Each entry point declares
 // its own bindings: arrays 0..k-1 in the wrapper's order, then the uniform; one invocation per
@@ -67,31 +67,6 @@ fn rope_back(@builtin(global_invocation_id) gid: vec3<u32>,
     rb_g[c2] = g2 * rb_tab[t + half + i] - g1 * rb_tab[sin0 + t + i];
 }
 
-// ------------- s[b, h, i, j] = <a[b, i, h, :], c[b, j, h, :]> for j <= i, 0 above (causal)
-// Forward scores (a = Q, c = K) and backward dP (a = dctx, c = V).
-@group(0) @binding(0) var<storage, read> sc_a: array<f32>;
-@group(0) @binding(1) var<storage, read> sc_c: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sc_s: array<f32>;
-@group(0) @binding(3) var<uniform> sc_p: Att;
-
-@compute @workgroup_size(64)
-fn scores(@builtin(global_invocation_id) gid: vec3<u32>,
-          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat(gid, nwg);  // ((b*nh + h)*seq + i)*seq + j
-    let n = sc_p.seq;
-    if (e >= sc_p.nb * sc_p.nh * n * n) { return; }
-    let j = e % n;
-    let i = (e / n) % n;
-    let h = (e / (n * n)) % sc_p.nh;
-    let b = e / (n * n * sc_p.nh);
-    if (j > i) { sc_s[e] = 0.0; return; }
-    let ra = (b * n + i) * sc_p.d + h * sc_p.hd;
-    let rc = (b * n + j) * sc_p.d + h * sc_p.hd;
-    var acc = 0.0;
-    for (var t = 0u; t < sc_p.hd; t++) { acc += sc_a[ra + t] * sc_c[rc + t]; }
-    sc_s[e] = acc;
-}
-
 // ------------------- p[.., i, j] = softmax_j(scale * s[.., i, j]) over j <= i, in place
 @group(0) @binding(0) var<storage, read_write> cm_s: array<f32>;
 @group(0) @binding(1) var<uniform> cm_p: Att;
@@ -136,48 +111,64 @@ fn causal_softmax_back(@builtin(global_invocation_id) gid: vec3<u32>,
     }
 }
 
-// ----------------- out[b, i, h, t] = sum_{j <= i} p[b, h, i, j] * a[b, j, h, t]
-// Forward context (p, a = V) and backward dQ (p = dS, a = K).
-@group(0) @binding(0) var<storage, read> at_p: array<f32>;
-@group(0) @binding(1) var<storage, read> at_a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> at_out: array<f32>;
-@group(0) @binding(3) var<uniform> at_s: Att;
+// ---------------------------- batched strided GEMM over the (batch, head) pairs: C = A @ B
+// Operand X's element (r, c) of pair z = (b, h) lies at b*X.x + h*X.y + r*X.z + c*X.w, so the
+// head-interleaved Q/K/V rows, the (b, h, s, s) probabilities and their transposes are all
+// read in place. 16x16 tiles of C per workgroup, staged 16 deep through workgroup memory.
+// mode 1: C is causal (0 where col > row; tiles wholly above the diagonal skip the sum);
+// mode 2: A is lower-triangular (k <= row); mode 3: A is upper-triangular (k >= row).
+const T: u32 = 16u;
 
-@compute @workgroup_size(64)
-fn attend(@builtin(global_invocation_id) gid: vec3<u32>,
-          @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat(gid, nwg);  // (b*seq + i)*d + h*hd + t
-    let n = at_s.seq;
-    if (e >= at_s.nb * n * at_s.d) { return; }
-    let c = e % at_s.d;
-    let h = c / at_s.hd;
-    let i = (e / at_s.d) % n;
-    let b = e / (at_s.d * n);
-    let prow = ((b * at_s.nh + h) * n + i) * n;
-    var acc = 0.0;
-    for (var j = 0u; j <= i; j++) { acc += at_p[prow + j] * at_a[(b * n + j) * at_s.d + c]; }
-    at_out[e] = acc;
+struct Batched {
+    m: u32, n: u32, k: u32, nh: u32, z0: u32, mode: u32, p0: u32, p1: u32,
+    a: vec4<u32>, b: vec4<u32>, c: vec4<u32>,
 }
 
-// ----------------- out[b, j, h, t] = sum_{i >= j} p[b, h, i, j] * a[b, i, h, t]
-// Backward dV (p, a = dctx) and dK (p = dS, a = Q).
-@group(0) @binding(0) var<storage, read> tb_p: array<f32>;
-@group(0) @binding(1) var<storage, read> tb_a: array<f32>;
-@group(0) @binding(2) var<storage, read_write> tb_out: array<f32>;
-@group(0) @binding(3) var<uniform> tb_s: Att;
+@group(0) @binding(0) var<storage, read> bg_a: array<f32>;
+@group(0) @binding(1) var<storage, read> bg_b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bg_c: array<f32>;
+@group(0) @binding(3) var<uniform> bg: Batched;
 
-@compute @workgroup_size(64)
-fn attend_t(@builtin(global_invocation_id) gid: vec3<u32>,
-            @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat(gid, nwg);  // (b*seq + j)*d + h*hd + t
-    let n = tb_s.seq;
-    if (e >= tb_s.nb * n * tb_s.d) { return; }
-    let c = e % tb_s.d;
-    let h = c / tb_s.hd;
-    let j = (e / tb_s.d) % n;
-    let b = e / (tb_s.d * n);
-    let p0 = (b * tb_s.nh + h) * n * n;
+var<workgroup> tile_a: array<f32, 256>;  // (T rows, T of k)
+var<workgroup> tile_b: array<f32, 256>;  // (T of k, T cols)
+
+fn base(s: vec4<u32>, z: u32) -> u32 { return (z / bg.nh) * s.x + (z % bg.nh) * s.y; }
+
+@compute @workgroup_size(16, 16)
+fn bgemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let z = wg.z + bg.z0;
+    let row0 = wg.y * T;
+    let col0 = wg.x * T;
+    let row = row0 + lid.y;
+    let col = col0 + lid.x;
+    let cb = base(bg.c, z) + row * bg.c.z + col * bg.c.w;
+    if (bg.mode == 1u && col0 > row0 + T - 1u) {  // above the diagonal: all masked
+        if (row < bg.m && col < bg.n) { bg_c[cb] = 0.0; }
+        return;
+    }
+    var kbeg = 0u;
+    var kend = bg.k;
+    if (bg.mode == 2u) { kend = min(bg.k, row0 + T); }
+    if (bg.mode == 3u) { kbeg = row0; }
+    let ab = base(bg.a, z);
+    let bb = base(bg.b, z);
     var acc = 0.0;
-    for (var i = j; i < n; i++) { acc += tb_p[p0 + i * n + j] * tb_a[(b * n + i) * tb_s.d + c]; }
-    tb_out[e] = acc;
+    for (var k0 = kbeg; k0 < kend; k0 += T) {
+        let ka = k0 + lid.x;
+        let kb = k0 + lid.y;
+        var va = 0.0;
+        if (row < bg.m && ka < bg.k) { va = bg_a[ab + row * bg.a.z + ka * bg.a.w]; }
+        var vb = 0.0;
+        if (kb < bg.k && col < bg.n) { vb = bg_b[bb + kb * bg.b.z + col * bg.b.w]; }
+        tile_a[lid.y * T + lid.x] = va;
+        tile_b[lid.y * T + lid.x] = vb;
+        workgroupBarrier();
+        for (var t = 0u; t < T; t++) {
+            acc = fma(tile_a[lid.y * T + t], tile_b[t * T + lid.x], acc);
+        }
+        workgroupBarrier();
+    }
+    if (row < bg.m && col < bg.n) {
+        bg_c[cb] = select(acc, 0.0, bg.mode == 1u && col > row);
+    }
 }

@@ -4,7 +4,8 @@ Same semantics as loomdist/layers/multi_head_attention.py: each sample is its ow
 of in_features // d_model positions; Q, K, V projections (W[in, out] plus bias), RoPE with
 theta 1e6 on Q and K, scores scaled by 1/sqrt(head_dim) with a causal mask, softmax, the
 weighted sum of V, and the output projection. The projections and every weight gradient are
-tiled GEMMs; the backward is the true gradient of all of it.
+tiled GEMMs, the scores and weighted sums a batched strided GEMM over (sample, head) pairs
+that reads the head-interleaved layouts in place; the backward is the true gradient.
 """
 
 from __future__ import annotations
@@ -45,16 +46,35 @@ def _rope_table(g: _Geo, x: GpuArray) -> GpuArray:
     return to_gpu(np.stack([cos, sin]), x.device)  # (2, seq, hd)
 
 
-def _attend(stream, entry: str, p: GpuArray, a: GpuArray, g: _Geo) -> GpuArray:
-    out = empty((g.rows, g.d))
-    _run(stream, entry, [p, a, out], g, g.rows * g.d)
+# Operand layouts for `_bgemm`: strides (per sample, per head, per row, per column).
+def _heads(g: _Geo, transposed: bool = False) -> tuple:
+    """A (batch*seq, d) array seen as (seq, hd) per head, or (hd, seq) when transposed."""
+    return (g.seq * g.d, g.hd) + ((1, g.d) if transposed else (g.d, 1))
+
+
+def _probs(g: _Geo, transposed: bool = False) -> tuple:
+    """A (batch, heads, seq, seq) array seen as (seq, seq) per head, or its transpose."""
+    return (g.nh * g.seq * g.seq, g.seq * g.seq) + ((1, g.seq) if transposed else (g.seq, 1))
+
+
+CAUSAL_OUT, LOWER_A, UPPER_A = 1, 2, 3  # bgemm modes (see multi_head_attention.wgsl)
+
+
+def _bgemm(stream, a, a_layout, b, b_layout, g: _Geo, mode: int, scores: bool) -> GpuArray:
+    """Per (sample, head): C = A @ B, C (seq, seq) probabilities-shaped when `scores`, else
+    (seq, hd) head columns of a (batch*seq, d) array."""
+    out = empty((g.nb, g.nh, g.seq, g.seq) if scores else (g.rows, g.d))
+    m, n, k = (g.seq, g.seq, g.hd) if scores else (g.seq, g.hd, g.seq)
+    c_layout = _probs(g) if scores else _heads(g)
+    limit = stream.device.limits.get("max-compute-workgroups-per-dimension", 65535)
+    pairs = g.nb * g.nh
+    for z0 in range(0, pairs, limit):
+        params = {"m": m, "n": n, "k": k, "nh": g.nh, "z0": z0, "mode": mode, "p0": 0, "p1": 0}
+        for name, layout in (("a", a_layout), ("b", b_layout), ("c", c_layout)):
+            params.update({f"{name}{i}": v for i, v in enumerate(layout)})
+        stream.dispatch(SHADER, [a, b, out], params,
+                        (-(-n // 16), -(-m // 16), min(limit, pairs - z0)), entry="bgemm")
     return out
-
-
-def _scores(stream, a: GpuArray, c: GpuArray, g: _Geo) -> GpuArray:
-    s = empty((g.nb, g.nh, g.seq, g.seq))
-    _run(stream, "scores", [a, c, s], g, s.size)
-    return s
 
 
 def forward(stream, spec, params: dict, x: GpuArray):
@@ -72,9 +92,9 @@ def forward(stream, spec, params: dict, x: GpuArray):
         stream.gemm(x, params[wk], a, g.rows, g.d, g.d)
         _run(stream, "bias_rope", [a, params[bk], table], g, g.rows * g.d // 2, int(n < 2))
         qkv.append(a)
-    p = _scores(stream, qkv[0], qkv[1], g)
-    _run(stream, "causal_softmax", [p], g, g.nb * g.nh * g.seq)
-    ctx = _attend(stream, "attend", p, qkv[2], g)
+    p = _bgemm(stream, qkv[0], _heads(g), qkv[1], _heads(g, True), g, CAUSAL_OUT, True)
+    _run(stream, "causal_softmax", [p], g, g.nb * g.nh * g.seq)  # scores -> p, in place
+    ctx = _bgemm(stream, p, _probs(g), qkv[2], _heads(g), g, LOWER_A, False)
     y = empty(x.shape)
     stream.gemm(ctx, params["output_weight"], y, g.rows, g.d, g.d)
     _run(stream, "bias_rope", [y, params["output_bias"], table], g, g.rows * g.d // 2)
@@ -89,10 +109,11 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     stream.gemm(cache["ctx"], dy, grads["output_weight"], g.d, g.d, g.rows, trans_a=True)
     dctx = empty((g.rows, g.d))
     stream.gemm(dy, params["output_weight"], dctx, g.rows, g.d, g.d, trans_b=True)
-    dv = _attend(stream, "attend_t", p, dctx, g)
-    ds = _scores(stream, dctx, v, g)  # dP, then dS in place
-    _run(stream, "causal_softmax_back", [p, ds], g, g.nb * g.nh * g.seq)
-    dq, dk = _attend(stream, "attend", ds, k, g), _attend(stream, "attend_t", ds, q, g)
+    dv = _bgemm(stream, p, _probs(g, True), dctx, _heads(g), g, UPPER_A, False)
+    ds = _bgemm(stream, dctx, _heads(g), v, _heads(g, True), g, CAUSAL_OUT, True)  # dP
+    _run(stream, "causal_softmax_back", [p, ds], g, g.nb * g.nh * g.seq)  # dP -> dS, in place
+    dq = _bgemm(stream, ds, _probs(g), k, _heads(g), g, LOWER_A, False)
+    dk = _bgemm(stream, ds, _probs(g, True), q, _heads(g), g, UPPER_A, False)
     for a in (dq, dk):
         _run(stream, "rope_back", [a, cache["table"]], g, g.rows * g.d // 2)
     dx = empty(dy.shape)
