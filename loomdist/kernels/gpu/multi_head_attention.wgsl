@@ -153,15 +153,23 @@ fn bgemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid
     let ab = base(bg.a, z);
     let bb = base(bg.b, z);
     var acc = 0.0;
+    // Neighbouring invocations (lid.x) walk each operand's contiguous axis, so loads coalesce
+    // whether an operand is stored row- or column-contiguous.
+    let ar = select(lid.x, lid.y, bg.a.w == 1u);  // tile row this invocation loads of A
+    let ak = select(lid.y, lid.x, bg.a.w == 1u);
+    let bk = select(lid.x, lid.y, bg.b.w == 1u);  // tile k this invocation loads of B
+    let bc = select(lid.y, lid.x, bg.b.w == 1u);
     for (var k0 = kbeg; k0 < kend; k0 += T) {
-        let ka = k0 + lid.x;
-        let kb = k0 + lid.y;
         var va = 0.0;
-        if (row < bg.m && ka < bg.k) { va = bg_a[ab + row * bg.a.z + ka * bg.a.w]; }
+        if (row0 + ar < bg.m && k0 + ak < bg.k) {
+            va = bg_a[ab + (row0 + ar) * bg.a.z + (k0 + ak) * bg.a.w];
+        }
         var vb = 0.0;
-        if (kb < bg.k && col < bg.n) { vb = bg_b[bb + kb * bg.b.z + col * bg.b.w]; }
-        tile_a[lid.y * T + lid.x] = va;
-        tile_b[lid.y * T + lid.x] = vb;
+        if (k0 + bk < bg.k && col0 + bc < bg.n) {
+            vb = bg_b[bb + (k0 + bk) * bg.b.z + (col0 + bc) * bg.b.w];
+        }
+        tile_a[ar * T + ak] = va;
+        tile_b[bk * T + bc] = vb;
         workgroupBarrier();
         for (var t = 0u; t < T; t++) {
             acc = fma(tile_a[lid.y * T + t], tile_b[t * T + lid.x], acc);
