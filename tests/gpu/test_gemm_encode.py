@@ -11,6 +11,7 @@ from loomdist.errors import ConfigError, ShapeError  # noqa: E402
 from loomdist.kernels.gpu.device import get_device  # noqa: E402
 from loomdist.kernels.gpu.gemm import (  # noqa: E402
     STORAGE,
+    can_fetch_vec4,
     choose_tile,
     encode_gemm,
     matmul,
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.gpu
 
 RTOL, ATOL = 1e-5, 1e-5
 TILES = [Tile(bm, bn, bk) for bm in (64, 128) for bn in (64, 128) for bk in (4, 8, 16)]
+VEC4_TILES = [t for t in TILES if t.vec4_fetch()] + [Tile(128, 128, 8, warp=True)]
+TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 COPY = wgpu.BufferUsage.COPY_SRC | wgpu.BufferUsage.COPY_DST
 
 
@@ -41,7 +44,7 @@ def _run(a, b, c0, m, n, k, trans_a=False, trans_b=False, accumulate=False):
     return read_matrix(dev, c_buf, m, n)
 
 
-@pytest.mark.parametrize("tile", TILES, ids=lambda t: t.name)
+@pytest.mark.parametrize("tile", TILES + [Tile(64, 128, 4, warp=True)], ids=lambda t: t.name)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, True)])
 def test_every_tile_matches_numpy_on_ragged_shapes(tile, trans_a, trans_b):
     if not _fits(tile):
@@ -52,6 +55,37 @@ def test_every_tile_matches_numpy_on_ragged_shapes(tile, trans_a, trans_b):
     c = matmul(np.ascontiguousarray(a.T) if trans_a else a,
                np.ascontiguousarray(b.T) if trans_b else b, trans_a, trans_b, tile=tile)
     np.testing.assert_allclose(c, a @ b, rtol=RTOL, atol=ATOL * np.sqrt(k))
+
+
+@pytest.mark.parametrize("tile", VEC4_TILES, ids=lambda t: t.name)
+@pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
+def test_vec4_fetch_matches_numpy_on_aligned_ragged_shapes(tile, trans_a, trans_b):
+    if not _fits(tile):
+        pytest.skip(f"tile {tile.name} needs more workgroup memory than this adapter has")
+    rng = np.random.default_rng(4)
+    m, k, n = 132, 36, 196  # multiples of 4, not of any tile
+    assert can_fetch_vec4(tile, m, n, k, trans_a, trans_b)
+    a, b = rng.standard_normal((m, k), np.float32), rng.standard_normal((k, n), np.float32)
+    c = matmul(np.ascontiguousarray(a.T) if trans_a else a,
+               np.ascontiguousarray(b.T) if trans_b else b, trans_a, trans_b, tile=tile)
+    np.testing.assert_allclose(c, a @ b, rtol=RTOL, atol=ATOL * np.sqrt(k))
+
+
+def test_vec4_fetch_only_for_aligned_rows_and_whole_vec4_shares():
+    big = Tile(128, 128, 8)
+    assert can_fetch_vec4(big, 8, 8, 8, False, False)
+    assert not can_fetch_vec4(big, 8, 8, 6, False, False)  # K rows of A not 4-aligned
+    assert can_fetch_vec4(big, 8, 8, 6, True, False)  # A stored (K, M): rows of M
+    assert not can_fetch_vec4(big, 8, 6, 8, False, False)  # B rows of N
+    assert not can_fetch_vec4(Tile(64, 64, 8), 8, 8, 8, False, False)  # 2 floats a thread
+    with pytest.raises(ConfigError, match=r"shader_source: tile 64x64x8 cannot fetch whole"):
+        shader_source(Tile(64, 64, 8), False, False, vec4=True)
+
+
+def test_tile_parse_reads_sizes_and_warp_layout():
+    assert Tile.parse("128x64x16") == Tile(128, 64, 16)
+    assert Tile.parse("128x128x8w") == Tile(128, 128, 8, warp=True)
+    assert Tile(128, 128, 8, warp=True).name == "128x128x8w"
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False)])
@@ -116,12 +150,17 @@ def test_unsupported_tile_raises_config_error():
         Tile(32, 64, 8)
 
 
-def test_choose_tile_big_for_big_products_and_fits_memory(monkeypatch):
+def test_choose_tile_by_grid_alignment_and_memory(monkeypatch):
     dev = get_device()
-    assert choose_tile(dev, 100, 100) == Tile(64, 64, 8)
-    assert choose_tile(dev, 4096, 4096) == Tile(128, 128, 8)
+    monkeypatch.setitem(dev.limits, "max-compute-workgroup-storage-size", 32768)
+    assert choose_tile(dev, 100, 100, 100) == Tile(64, 64, 16)  # rows 4-aligned: vec4
+    assert choose_tile(dev, 100, 100, 99) == Tile(64, 64, 8)
+    assert choose_tile(dev, 100, 100, 99, trans_a=True) == Tile(64, 64, 16)  # A rows: M
+    assert choose_tile(dev, 100, 100, 99, trans_a=True, trans_b=True) == Tile(64, 64, 8)
+    assert choose_tile(dev, 4096, 4096, 7) == Tile(128, 128, 8)
     monkeypatch.setitem(dev.limits, "max-compute-workgroup-storage-size", 16384)
-    assert choose_tile(dev, 4096, 4096) == Tile(128, 128, 4)
+    assert choose_tile(dev, 4096, 4096, 4096) == Tile(128, 128, 4)
+    assert choose_tile(dev, 100, 100, 100) == Tile(64, 64, 8)
 
 
 def test_generated_source_has_no_placeholders_left():

@@ -31,21 +31,34 @@ def gemm_shape(a_shape: tuple, b_shape: tuple, trans_a: bool, trans_b: bool) -> 
     return m, n, ka
 
 
-def choose_tile(dev: Device, m: int, n: int) -> Tile:
-    """128x128 tiles when C has enough of them to fill the GPU, else 64x64; bk as memory allows."""
-    big = -(-m // 128) * -(-n // 128) >= BIG_GRID
-    bm = bn = 128 if big else 64
+def choose_tile(dev: Device, m: int, n: int, k: int, trans_a: bool = False,
+                trans_b: bool = False) -> Tile:
+    """The fastest tile measured on an H200 (docs/benchmarks/gemm-h200.json) that fits.
+
+    128x128x8 when C has enough such tiles to fill the GPU; else 64x64, with bk 16 where
+    both operands' rows are 4-aligned (whole-vec4 fetches) and 8 otherwise. Smaller bk
+    where the adapter's workgroup memory is short.
+    """
     limit = dev.limits.get("max-compute-workgroup-storage-size", 16384)
-    for bk in (8, 4):
-        if Tile(bm, bn, bk).shared_bytes <= limit:
-            return Tile(bm, bn, bk)
-    return Tile(64, 64, 4)
+    if -(-m // 128) * -(-n // 128) >= BIG_GRID:
+        tiles = [Tile(128, 128, 8), Tile(128, 128, 4)]
+    else:
+        tiles = [Tile(64, 64, 8), Tile(64, 64, 4)]
+        if can_fetch_vec4(Tile(64, 64, 16), m, n, k, trans_a, trans_b):
+            tiles.insert(0, Tile(64, 64, 16))
+    return next((t for t in tiles if t.shared_bytes <= limit), tiles[-1])
 
 
-def gemm_pipeline(dev: Device, tile: Tile, trans_a: bool, trans_b: bool):
-    """The compiled pipeline of `tile` for these transposes (cached on `dev`)."""
-    name = f"gemm[{tile.name},ta={int(trans_a)},tb={int(trans_b)}]"
-    return dev.pipeline_from_code(name, shader_source(tile, trans_a, trans_b))
+def gemm_pipeline(dev: Device, tile: Tile, trans_a: bool, trans_b: bool, vec4: bool = False):
+    """The compiled pipeline of `tile` for these transposes and fetch width (cached on `dev`)."""
+    name = f"gemm[{tile.name},ta={int(trans_a)},tb={int(trans_b)},v4={int(vec4)}]"
+    return dev.pipeline_from_code(name, shader_source(tile, trans_a, trans_b, vec4))
+
+
+def can_fetch_vec4(tile: Tile, m: int, n: int, k: int, trans_a: bool, trans_b: bool) -> bool:
+    """Whether the tile fetches whole vec4s and both operands' stored rows are 4-aligned."""
+    rows = (m if trans_a else k, k if trans_b else n)  # stored row lengths of A and B
+    return tile.vec4_fetch() and all(r % 4 == 0 for r in rows)
 
 
 def _check_buffer(buf: wgpu.GPUBuffer, floats: int, what: str, shape: str) -> None:
@@ -73,14 +86,15 @@ class GemmPlan:
     def __init__(self, dev: Device, m: int, n: int, k: int, trans_a: bool = False,
                  trans_b: bool = False, accumulate: bool = False, tile: Tile | None = None):
         self.dev, self.m, self.n, self.k = dev, m, n, k
-        self.tile = tile or choose_tile(dev, m, n)
+        self.tile = tile or choose_tile(dev, m, n, k, trans_a, trans_b)
         if self.tile.shared_bytes > dev.limits["max-compute-workgroup-storage-size"]:
             raise ConfigError(
                 f"encode_gemm: tile {self.tile.name} needs {self.tile.shared_bytes} bytes of "
                 f"workgroup memory > max-compute-workgroup-storage-size = "
                 f"{dev.limits['max-compute-workgroup-storage-size']}; use a smaller tile")
         self.grid = _grid(dev, self.tile, m, n)
-        self.pipeline = gemm_pipeline(dev, self.tile, trans_a, trans_b)
+        self.vec4 = can_fetch_vec4(self.tile, m, n, k, trans_a, trans_b)
+        self.pipeline = gemm_pipeline(dev, self.tile, trans_a, trans_b, self.vec4)
         self.params = dev.uniform_u32((m, n, k, int(accumulate)))
 
     def bind_group(self, a_buf, b_buf, c_buf) -> wgpu.GPUBindGroup:

@@ -15,8 +15,8 @@
 
 struct Params { M: u32, N: u32, K: u32, accumulate: u32 }
 
-@group(0) @binding(0) var<storage, read> A: array<f32>;
-@group(0) @binding(1) var<storage, read> B: array<f32>;
+@group(0) @binding(0) var<storage, read> A: array<$ELEM>;  // f32, or vec4 for aligned rows
+@group(0) @binding(1) var<storage, read> B: array<$ELEM>;
 @group(0) @binding(2) var<storage, read_write> C: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
@@ -26,14 +26,14 @@ const BS: u32 = ${BS}u;  // vec4s per k row of Bs: (BN + 4) / 4
 var<workgroup> As: array<vec4<f32>, $AS_LEN>;  // two (BK, BM + 4) tiles of op(A)
 var<workgroup> Bs: array<vec4<f32>, $BS_LEN>;  // two (BK, BN + 4) tiles of op(B)
 
-fn load_a(i: u32, ok: bool) -> f32 {
+fn load_a(i: u32, ok: bool) -> $ELEM {
     if (ok) { return A[i]; }
-    return 0.0;
+    return $ZERO;
 }
 
-fn load_b(i: u32, ok: bool) -> f32 {
+fn load_b(i: u32, ok: bool) -> $ELEM {
     if (ok) { return B[i]; }
-    return 0.0;
+    return $ZERO;
 }
 
 fn store_c(row: u32, col: u32, v: f32) {
@@ -45,8 +45,7 @@ fn store_c(row: u32, col: u32, v: f32) {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
-    let tx = tid % 16u;
-    let ty = tid / 16u;
+$THREAD_XY
     let row0 = wg.y * ${BM}u;
     let col0 = wg.x * ${BN}u;
 $ACC_DECL

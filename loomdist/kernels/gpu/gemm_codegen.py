@@ -23,11 +23,14 @@ class Tile:
     """Block of C per workgroup (bm x bn) and k values per staged tile (bk).
 
     bm and bn are 64 or 128 (each thread holds bm/16 x bn/16 accumulators); bk is 4, 8 or 16.
+    `warp` lays each warp of 32 threads out as 8 x 4 threads of the 16 x 16 grid (instead of
+    16 x 2), so a warp's k step reads fewer distinct workgroup-memory words.
     """
 
     bm: int = 128
     bn: int = 128
     bk: int = 8
+    warp: bool = False
 
     def __post_init__(self):
         if self.bm not in (64, 128) or self.bn not in (64, 128) or self.bk not in (4, 8, 16):
@@ -43,7 +46,17 @@ class Tile:
 
     @property
     def name(self) -> str:
-        return f"{self.bm}x{self.bn}x{self.bk}"
+        return f"{self.bm}x{self.bn}x{self.bk}" + ("w" if self.warp else "")
+
+    def vec4_fetch(self) -> bool:
+        """Whether each thread's share of both tiles is whole vec4s (needed for vec4 loads)."""
+        return all(span * self.bk // THREADS % 4 == 0 for span in (self.bm, self.bn))
+
+    @classmethod
+    def parse(cls, text: str) -> Tile:
+        """'128x128x8' or '128x128x8w' (warp layout)."""
+        warp = text.endswith("w")
+        return cls(*(int(x) for x in text.rstrip("w").split("x")), warp=warp)
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class _Operand:
     span: int  # bm or bn
     bk: int
     k_contiguous: bool
+    vec4: bool = False  # fetch whole vec4s (the stored rows' length is a multiple of 4)
 
     @property
     def per_thread(self) -> int:
@@ -87,6 +101,8 @@ class _Operand:
         ]
 
     def fetch(self) -> list[str]:
+        if self.vec4:
+            return self._fetch_vec4()
         n, lines = self.n, []
         for i in range(self.per_thread):
             if self.k_contiguous:
@@ -95,6 +111,21 @@ class _Operand:
                 index = f"(kf + {n}_kk) * {self.size} + {n}_col + {i}u"
                 ok = f"kf + {n}_kk < p.K && {n}_col + {i}u < {self.size}"
             lines.append(f"let f{n}{i} = load_{n}({index}, {ok});")
+        return lines
+
+    def _fetch_vec4(self) -> list[str]:
+        """Whole vec4s: in or out of bounds together, as the row length is a multiple of 4."""
+        n, lines = self.n, []
+        for q in range(self.per_thread // 4):
+            if self.k_contiguous:
+                index = f"({n}_base + kf) / 4u + {q}u"
+                ok = f"{n}_tok && kf + {n}_kq + {4 * q}u < p.K"
+            else:
+                index = f"((kf + {n}_kk) * {self.size} + {n}_col) / 4u + {q}u"
+                ok = f"kf + {n}_kk < p.K && {n}_col + {4 * q}u < {self.size}"
+            lines.append(f"let f{n}v{q} = load_{n}({index}, {ok});")
+        for i in range(self.per_thread):
+            lines.append(f"let f{n}{i} = f{n}v{i // 4}.{COMPONENTS[i % 4]};")
         return lines
 
     def stage(self) -> list[str]:
@@ -137,17 +168,31 @@ def _indent(lines: list[str], depth: int) -> str:
     return "\n".join(" " * (4 * depth) + line for line in lines)
 
 
+WARP_XY = ["let tx = (tid / 32u) % 2u * 8u + tid % 8u;",
+           "let ty = tid / 64u * 4u + tid % 32u / 8u;"]
+PLAIN_XY = ["let tx = tid % 16u;", "let ty = tid / 16u;"]
+
+
 @lru_cache(maxsize=64)
-def shader_source(tile: Tile, trans_a: bool, trans_b: bool) -> str:
-    """gemm.wgsl with `tile`'s sizes and unrolled code for op(A) = A^T if `trans_a` etc."""
-    ops = (_Operand("a", "p.M", "row0", tile.bm, tile.bk, not trans_a),
-           _Operand("b", "p.N", "col0", tile.bn, tile.bk, trans_b))
+def shader_source(tile: Tile, trans_a: bool, trans_b: bool, vec4: bool = False) -> str:
+    """gemm.wgsl with `tile`'s sizes and unrolled code for op(A) = A^T if `trans_a` etc.
+
+    `vec4` binds A and B as arrays of vec4 and fetches whole vec4s: only for tiles with
+    `vec4_fetch()` and stored row lengths (K, or M / N when transposed) that are multiples of 4.
+    """
+    if vec4 and not tile.vec4_fetch():
+        raise ConfigError(f"gemm shader_source: tile {tile.name} cannot fetch whole vec4s "
+                          "(a thread's share of a tile is not a multiple of 4); use vec4=False")
+    ops = (_Operand("a", "p.M", "row0", tile.bm, tile.bk, not trans_a, vec4),
+           _Operand("b", "p.N", "col0", tile.bn, tile.bk, trans_b, vec4))
     fetch = [line for op in ops for line in op.fetch()]
     stage = [line for op in ops for line in op.stage()]
     acc = [f"var acc{r}_{h} = vec4<f32>(0.0);"
            for r in range(tile.bm // 16) for h in range(tile.bn // 64)]
     template = Template((SHADER_DIR / "gemm.wgsl").read_text())
     return template.substitute(
+        ELEM="vec4<f32>" if vec4 else "f32", ZERO="vec4<f32>(0.0)" if vec4 else "0.0",
+        THREAD_XY=_indent(WARP_XY if tile.warp else PLAIN_XY, 1),
         BM=tile.bm, BN=tile.bn, BK=tile.bk, TM=tile.bm // 16, TN=tile.bn // 16,
         AS=(tile.bm + 4) // 4, BS=(tile.bn + 4) // 4,
         AS_LEN=2 * tile.bk * (tile.bm + 4) // 4, BS_LEN=2 * tile.bk * (tile.bn + 4) // 4,
