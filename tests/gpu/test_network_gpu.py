@@ -133,3 +133,28 @@ def test_set_layer_on_the_gpu_uploads_the_new_weights():
     cpu.set_layer(0, 0, 0, cpu.get_layer(0, 0, 0), {"kernel": kernel, "biases": np.zeros(8)})
     np.testing.assert_allclose(net.forward(x), cpu.forward(x), rtol=RTOL, atol=ATOL)
     np.testing.assert_array_equal(net.param((0, 0, 0, "kernel")), kernel)
+
+
+@pytest.mark.skipif("softmax" not in __import__("loomdist.kernels.gpu.layers",
+                                                fromlist=["supported"]).supported(),
+                    reason="the GPU softmax module is not on this branch")
+@pytest.mark.parametrize("variant", [dict(), dict(variant="temperature", temperature=0.5),
+                                     dict(variant="grid", rows=2, cols=2)],
+                         ids=["standard", "temperature", "grid"])
+def test_fused_softmax_cross_entropy_step_matches_cpu(variant):
+    from loomdist.layers import LAYERS
+    from loomdist.network import Network
+    from tests.gpu._grids import D
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    t = np.eye(4, dtype=np.float32)[[0, 2, 1, 3]]
+    cfg = TrainingConfig(optimizer="adam", loss_type="cross_entropy")
+    results = []
+    for backend in ("cpu", "gpu"):
+        net = Network(0, 1, 1, 3, batch_size=4, backend=backend)
+        for i, spec in enumerate([D(6, 8, "tanh"), D(8, 4, "linear"),
+                                  LAYERS["softmax"].Spec(**variant)]):
+            net.set_layer(0, 0, i, spec, rng=i)
+        opt = Optimizer(cfg.optim_config())
+        results.append(([train_step(net, opt, cfg, x, t, 0.01) for _ in range(2)], net))
+    np.testing.assert_allclose(np.array(results[1][0]), np.array(results[0][0]), rtol=RTOL)
+    _assert_same_weights(results[0][1], results[1][1])

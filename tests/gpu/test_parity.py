@@ -41,6 +41,11 @@ EXTRA = [
     Case("gpu_parallel_scatter_2d", P((D(6, 4, "tanh"), RMS(3), D(6, 2, "linear")),
                                       "grid_scatter", 2, 2, 1,
                                       ((0, 1, 1, 0), (1, 0, 0, 0), (2, 1, 0, 0))), 2, 6),
+    # more than 64 rows: parameter gradients go through chunked partial sums
+    Case("gpu_dense_tall", D(5, 4, "tanh"), 200, 5),
+    Case("gpu_layer_norm_tall", LN(6), 150, 6),
+    Case("gpu_rms_norm_tall", RMS(4), 70, 8),
+    Case("gpu_swiglu_tall", SW(4, 6), 40, 8),
 ]
 GPU_CASES = [c for c in CASES if gpu_layers.runs_on_gpu(c.spec)] + EXTRA
 

@@ -32,12 +32,12 @@ def time_network(net, x: np.ndarray, median_ms, repeats: int, warmup: int):
     dy = to_gpu(np.ones(y.shape, np.float32), runner.device, "bench dy")
 
     def fwd():
-        stream = Stream(runner.device)
+        stream = Stream(runner.device, runner.arena("bench forward"))
         runner.record_forward(stream, xg)
         stream.finish()
 
     def fwd_bwd():
-        stream = Stream(runner.device)
+        stream = Stream(runner.device, runner.arena("bench fwd_bwd"))
         runner.grads = [{} for _ in runner.grads]
         runner.record_forward(stream, xg)
         runner.record_backward(stream, dy)

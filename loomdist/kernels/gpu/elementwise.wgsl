@@ -132,6 +132,24 @@ fn colsum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     o_cs[j] = s;
 }
 
+// colsum_partial: P[c, j] = sum of X[r, j] over the rows of chunk c (two-pass column sums).
+struct Chunks { rows: u32, cols: u32, chunk: u32 }
+@group(0) @binding(0) var<storage, read> x_cp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> p_cp: array<f32>;
+@group(0) @binding(2) var<uniform> u_cp: Chunks;
+
+@compute @workgroup_size(64)
+fn colsum_partial(@builtin(global_invocation_id) gid: vec3<u32>,
+                  @builtin(workgroup_id) wg: vec3<u32>) {
+    let j = gid.x;
+    if (j >= u_cp.cols) { return; }
+    let c = wg.y;
+    let end = min(u_cp.rows, (c + 1u) * u_cp.chunk);
+    var s = 0.0;
+    for (var r = c * u_cp.chunk; r < end; r++) { s += x_cp[r * u_cp.cols + j]; }
+    p_cp[c * u_cp.cols + j] = s;
+}
+
 // copy_cols: DST[r, dst_off + j] (+)= SRC[r, src_off + j] for j < cols.
 @group(0) @binding(0) var<storage, read> s_cc: array<f32>;
 @group(0) @binding(1) var<storage, read_write> d_cc: array<f32>;

@@ -23,7 +23,7 @@ def loss_and_grad(s: Stream, name: str, out: GpuArray, target: GpuArray):
     """(loss (1,), grad like out); N = out.size (LOOM's mean over every output value)."""
     name = check_loss(name)
     n = out.size
-    grad, terms, loss = s.empty(out.shape), s.empty(out.shape), s.empty((1,))
+    grad, terms, loss = s.scratch(out.shape), s.scratch(out.shape), s.scratch((1,))
     s.dispatch("losses", [out, target, grad, terms],
                {"n": n, "two_over_n": 2 / n, "nf": float(n)}, s.groups(n), entry=name)
     _reduce(s, "reduce_sum", terms, loss, (1 if name == "mse" else -1) / n)
@@ -34,8 +34,8 @@ def fused_softmax_ce(s: Stream, logits: GpuArray, target: GpuArray, temperature:
                      cols: int):
     """Cross-entropy through a softmax over groups of `cols` logits, from the logits."""
     n, rows = logits.size, logits.size // cols
-    probs, grad, terms, loss = (s.empty(logits.shape), s.empty(logits.shape),
-                                s.empty((rows,)), s.empty((1,)))
+    probs, grad, terms, loss = (s.scratch(logits.shape), s.scratch(logits.shape),
+                                s.scratch((rows,)), s.scratch((1,)))
     s.dispatch("losses", [logits, target, probs, grad, terms],
                {"rows": rows, "cols": cols, "temperature": float(temperature),
                 "scale": 1 / (temperature * n)}, s.groups(rows), entry="softmax_ce")
@@ -45,7 +45,7 @@ def fused_softmax_ce(s: Stream, logits: GpuArray, target: GpuArray, temperature:
 
 def count_nonfinite(s: Stream, a: GpuArray, out: GpuArray | None = None) -> GpuArray:
     """Add the number of NaN/Inf values of `a` to out[0] (a new (1,) zero array by default)."""
-    out = out if out is not None else s.empty((1,))
+    out = out if out is not None else s.empty((1,))  # zero-filled
     if a.size:
         _reduce(s, "nonfinite", a, out, 1.0, accumulate=True)
     return out

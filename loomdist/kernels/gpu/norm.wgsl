@@ -1,10 +1,12 @@
 // Row-wise LayerNorm / RMSNorm, forward and backward. One 64-thread workgroup per row of n
 // features (row = wg.y * num_workgroups.x + wg.x), reductions through workgroup memory.
-// Parameter gradients: one thread per column, summing over rows (*_params entries).
+// Parameter gradients (*_params): one thread per column and chunk of `chunk` rows (chunk =
+// wg.y) writes that chunk's partial sums at [chunk, column]; the wrapper sums the partials.
 
 const WG: u32 = 64u;
 
 struct Rows { rows: u32, n: u32, eps: f32, inv_n: f32 }
+struct Cols { rows: u32, n: u32, chunk: u32 }
 
 var<workgroup> red: array<f32, 64>;
 var<workgroup> red2: array<f32, 64>;
@@ -100,21 +102,22 @@ fn ln_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 @group(0) @binding(3) var<storage, read> dy_lp: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dg_lp: array<f32>;
 @group(0) @binding(5) var<storage, read_write> db_lp: array<f32>;
-@group(0) @binding(6) var<uniform> p_lp: Rows;
+@group(0) @binding(6) var<uniform> p_lp: Cols;
 
 @compute @workgroup_size(64)
-fn ln_params(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn ln_params(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(workgroup_id) wg: vec3<u32>) {
     let j = gid.x;
     if (j >= p_lp.n) { return; }
     var sg = 0.0;
     var sb = 0.0;
-    for (var r = 0u; r < p_lp.rows; r++) {
+    for (var r = wg.y * p_lp.chunk; r < min(p_lp.rows, (wg.y + 1u) * p_lp.chunk); r++) {
         let i = r * p_lp.n + j;
         sg += dy_lp[i] * (x_lp[i] - mean_lp[r]) * rstd_lp[r];
         sb += dy_lp[i];
     }
-    dg_lp[j] = sg;
-    db_lp[j] = sb;
+    dg_lp[wg.y * p_lp.n + j] = sg;
+    db_lp[wg.y * p_lp.n + j] = sb;
 }
 
 // ---- rms norm forward: Y = X * rstd * G, rstd = 1 / sqrt(mean(X^2) + eps).
@@ -175,16 +178,17 @@ fn rms_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
 @group(0) @binding(1) var<storage, read> rstd_rp: array<f32>;
 @group(0) @binding(2) var<storage, read> dy_rp: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dg_rp: array<f32>;
-@group(0) @binding(4) var<uniform> p_rp: Rows;
+@group(0) @binding(4) var<uniform> p_rp: Cols;
 
 @compute @workgroup_size(64)
-fn rms_params(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn rms_params(@builtin(global_invocation_id) gid: vec3<u32>,
+              @builtin(workgroup_id) wg: vec3<u32>) {
     let j = gid.x;
     if (j >= p_rp.n) { return; }
     var sg = 0.0;
-    for (var r = 0u; r < p_rp.rows; r++) {
+    for (var r = wg.y * p_rp.chunk; r < min(p_rp.rows, (wg.y + 1u) * p_rp.chunk); r++) {
         let i = r * p_rp.n + j;
         sg += dy_rp[i] * x_rp[i] * rstd_rp[r];
     }
-    dg_rp[j] = sg;
+    dg_rp[wg.y * p_rp.n + j] = sg;
 }

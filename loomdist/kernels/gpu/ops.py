@@ -19,6 +19,7 @@ from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 
 SHADER = "elementwise"
+CHUNK_ROWS = 64  # rows per partial sum of colsum's first pass
 
 
 def _act(activation: str) -> dict:
@@ -27,7 +28,7 @@ def _act(activation: str) -> dict:
 
 def bias_act(s: Stream, z: GpuArray, bias: GpuArray, activation: str) -> GpuArray:
     """z (rows, cols) += bias (cols,) in place; returns y = act(z) (rows, cols)."""
-    y = s.empty(z.shape, "gpu.bias_act")
+    y = s.scratch(z.shape, "gpu.bias_act")
     if z.size:
         s.dispatch(SHADER, [z, bias, y], {"n": z.size, "cols": z.shape[-1]}, s.groups(z.size),
                    _act(activation), "bias_act")
@@ -36,10 +37,10 @@ def bias_act(s: Stream, z: GpuArray, bias: GpuArray, activation: str) -> GpuArra
 
 def activate(s: Stream, x: GpuArray, activation: str) -> GpuArray:
     """y = act(x) with no bias: bias_act over a zero bias of one column."""
-    zero = s.empty((1,), "gpu.activate")
-    z = s.empty(x.shape, "gpu.activate")
+    zero = s.empty((1,), "gpu.activate")  # zero-filled bias
+    z = s.scratch(x.shape, "gpu.activate")
     s.copy(x, z)
-    y = s.empty(x.shape, "gpu.activate")
+    y = s.scratch(x.shape, "gpu.activate")
     if x.size:
         s.dispatch(SHADER, [z, zero, y], {"n": x.size, "cols": 1}, s.groups(x.size),
                    _act(activation), "bias_act")
@@ -49,7 +50,7 @@ def activate(s: Stream, x: GpuArray, activation: str) -> GpuArray:
 def act_backward(s: Stream, z: GpuArray, y: GpuArray, dy: GpuArray,
                  activation: str) -> GpuArray:
     """dz = dy * act'(z) given y = act(z); all of one shape."""
-    dz = s.empty(z.shape, "gpu.act_backward")
+    dz = s.scratch(z.shape, "gpu.act_backward")
     if z.size:
         s.dispatch(SHADER, [z, y, dy, dz], {"n": z.size}, s.groups(z.size), _act(activation),
                    "act_backward")
@@ -64,7 +65,7 @@ def add_into(s: Stream, src: GpuArray, dst: GpuArray) -> None:
 
 def add(s: Stream, a: GpuArray, b: GpuArray) -> GpuArray:
     """A new array a + b (same size; a's shape)."""
-    out = s.empty(a.shape, "gpu.add")
+    out = s.scratch(a.shape, "gpu.add")
     if a.size:
         s.dispatch(SHADER, [a, b, out], {"n": a.size}, s.groups(a.size), entry="add")
     return out
@@ -79,9 +80,20 @@ def scale(s: Stream, a: GpuArray, factor: float) -> None:
 
 def colsum(s: Stream, x: GpuArray, out: GpuArray | None = None,
            accumulate: bool = False) -> GpuArray:
-    """Column sums of x (rows, cols) into out (cols,); adds to out when `accumulate`."""
-    rows, cols = x.size // x.shape[-1], x.shape[-1]
-    out = out if out is not None else s.empty((cols,), "gpu.colsum")
+    """Column sums of x (rows, cols) into out (cols,); adds to out when `accumulate`.
+
+    Past CHUNK_ROWS rows, chunks of rows are summed in parallel first (colsum_partial), so
+    a tall thin matrix does not leave one thread per column walking every row.
+    """
+    rows, cols = x.size // max(x.shape[-1], 1), x.shape[-1]
+    out = out if out is not None else s.scratch((cols,), "gpu.colsum")
+    chunks = -(-rows // CHUNK_ROWS)
+    limit = s.device.limits.get("max-compute-workgroups-per-dimension", 65535)
+    if 1 < chunks <= limit:
+        part = s.scratch((chunks, cols), "gpu.colsum partial")
+        s.dispatch(SHADER, [x, part], {"rows": rows, "cols": cols, "chunk": CHUNK_ROWS},
+                   (-(-cols // 64), chunks, 1), entry="colsum_partial")
+        x, rows = part, chunks
     s.dispatch(SHADER, [x, out], {"rows": rows, "cols": cols, "accumulate": int(accumulate)},
                s.groups(cols), entry="colsum")
     return out

@@ -74,7 +74,7 @@ def clip_global_norm(s: Stream, grads: list, max_norm: float) -> GpuArray:
 
     Returns a (1,) device array holding the sum of squares before clipping.
     """
-    sq = zeros((1,), s.device)
+    sq = s.empty((1,), "clip sum of squares")  # zero-filled
     for g in grads:
         if g.size:
             s.dispatch("reduce", [g, sq], {"n": g.size, "scale": 1.0, "accumulate": 1},

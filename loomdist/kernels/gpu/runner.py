@@ -19,7 +19,7 @@ from loomdist.kernels.gpu import losses, ops
 from loomdist.kernels.gpu.array import GpuArray, to_gpu
 from loomdist.kernels.gpu.device import get_device
 from loomdist.kernels.gpu.optim import GpuOptimizer, clip_global_norm
-from loomdist.kernels.gpu.stream import Stream
+from loomdist.kernels.gpu.stream import Arena, Stream
 from loomdist.network import Layer
 
 
@@ -41,6 +41,7 @@ class GpuLayer(Layer):
             raise ConfigError(f"{self._runner.where(self._index)}: the wgpu backend keeps "
                               f"float32 parameters; call net.to('cpu') before casting")
         self._params = dict(value)
+        self._runner._arenas = {}  # their bind groups hold the old parameter buffers
         self._runner.params[self._index] = _upload(value, self._runner.where(self._index))
 
     @property
@@ -72,6 +73,7 @@ class GpuRunner:
         self.tape = None
         self.stale = False  # device newer than the host caches
         self._optimizers: dict = {}
+        self._arenas: dict = {}  # dropped when a layer is placed: its bind groups hold params
         for i, slot in enumerate(net.layers):
             if slot is not None:
                 registry.check(slot.spec, self.where(i))
@@ -87,6 +89,7 @@ class GpuRunner:
         """Upload `slot` as grid slot i; raises UnsupportedLayerError before touching it."""
         registry.check(slot.spec, f"layer {self.net.coords(i)} ({slot.spec.kind}) on wgpu")
         self.pull()
+        self._arenas = {}
         layer = GpuLayer(self, i, slot)
         self.params[i] = _upload(slot.params, f"layer {self.net.coords(i)}")
         self.grads[i] = _upload(slot.grads, f"layer {self.net.coords(i)}")
@@ -192,7 +195,7 @@ class GpuRunner:
                 _accumulate(s, grads, residual, dx)
             _accumulate(s, grads, k + 1, dx)
         self.stale = True
-        return grads[1] if grads[1] is not None else s.empty(tensors[1].shape)
+        return grads[1] if grads[1] is not None else s.empty(tensors[1].shape)  # zeros
 
     def _add_grads(self, s: Stream, i: int, g: dict) -> None:
         store = self.grads[i]
@@ -203,18 +206,18 @@ class GpuRunner:
     def train_step(self, opt, cfg, x, target, lr: float) -> tuple[float, float]:
         """loomdist.train.train_step on the device: one submit, one readback (loss, norm)."""
         from loomdist.train import fused_softmax
-        s = Stream(self.device)
-        out = self.record_forward(s, to_gpu(self.net._as_batch(x), self.device, "train x"))
+        s = Stream(self.device, self.arena("train"))
+        out = self.record_forward(s, s.upload(self.net._as_batch(x), "train x"))
         fused = fused_softmax(self.net, cfg)
         self.grads = [{} for _ in self.grads]
         if fused is not None:
             logits = self.tape[1][-2]
-            t = to_gpu(np.reshape(target, logits.shape), self.device, "train target")
+            t = s.upload(np.reshape(target, logits.shape), "train target")
             loss, _, dz = losses.fused_softmax_ce(s, logits, t, fused[0],
                                                   fused[1] or logits.shape[-1])
             self.record_backward(s, dz, upto=len(self.tape[0]) - 1)
         else:
-            t = to_gpu(np.reshape(target, out.shape), self.device, "train target")
+            t = s.upload(np.reshape(target, out.shape), "train target")
             loss, dy = losses.loss_and_grad(s, cfg.loss_type, out, t)
             self.record_backward(s, dy)
         sq = clip_global_norm(s, [g for store in self.grads for g in store.values()],
@@ -224,6 +227,10 @@ class GpuRunner:
                                       lr, opt.state["t"])
         loss_v, sq_v = s.read(loss, sq)
         return float(loss_v[0]), float(np.sqrt(sq_v[0]))
+
+    def arena(self, name: str) -> Arena:
+        """The Arena of a repeated step kind ("train", or a benchmark's), made on first use."""
+        return self._arenas.setdefault(name, Arena())
 
     def _keyed(self, stores: list) -> list:
         return [((*self.net.coords(i), name), a) for i, store in enumerate(stores)

@@ -2,7 +2,9 @@
 
 Public API (stable; the GPU layer modules build on it):
 
-    s = Stream(device=None)
+    s = Stream(device=None, arena=None)
+        arena: an Arena that a repeated step (same shapes each time) passes every time, so its
+        buffers and bind groups are reused instead of created (see Arena)
     s.dispatch(shader, arrays, params=None, workgroups=(x, y, z), constants=None, entry="main")
         shader: file name (without .wgsl) of a shader beside this module. Bindings, group 0:
         arrays in order at 0..n-1, then the uniform `params` at binding n when given.
@@ -18,20 +20,28 @@ Public API (stable; the GPU layer modules build on it):
     s.submit()                         send what is recorded (no wait)
     s.finish()                         submit and wait until the device is done (timing)
     s.read(*arrays) -> list[np.ndarray]   submit, then one map of one staging buffer
+    s.empty(shape) -> GpuArray         a zero-filled array for this step (arena-aware)
+    s.scratch(shape) -> GpuArray       like empty, but uninitialised when it comes from the
+                                       arena: only for outputs a kernel writes entirely
+    s.upload(x) -> GpuArray            a host array on the device (arena-aware)
 Arrays and uniform buffers used by recorded work are kept alive until the next submit.
 """
 
 from __future__ import annotations
 
+import math
+from collections import OrderedDict
+
 import numpy as np
 import wgpu
 
-from loomdist.errors import ConfigError
-from loomdist.kernels.gpu.array import GpuArray, empty
+from loomdist.errors import ConfigError, ShapeError
+from loomdist.kernels.gpu.array import GpuArray, empty, to_gpu
 from loomdist.kernels.gpu.device import Device, get_device
-from loomdist.kernels.gpu.gemm import encode_gemm
+from loomdist.kernels.gpu.gemm import GemmPlan, encode_gemm
 
 WORKGROUP = 256  # threads per workgroup of the 1-D shaders
+UNIFORM_CACHE = 4096  # immutable uniform buffers kept per device, least recently used out
 
 
 def pack_params(params: dict) -> np.ndarray:
@@ -51,14 +61,39 @@ def pack_params(params: dict) -> np.ndarray:
     return np.array(words, dtype=np.uint32)
 
 
+class Arena:
+    """Buffers and bind groups of a step that repeats with the same shapes.
+
+    The n-th array a Stream allocates with this arena reuses the n-th buffer of the previous
+    step when the size matches (cleared to zero first), so bind groups over the same buffers
+    are cached too. Arrays from one step stay valid until the next step with this arena.
+    """
+
+    def __init__(self, max_groups: int = 16384):
+        self.buffers: list = []
+        self.groups: OrderedDict = OrderedDict()
+        self.max_groups = max_groups
+
+    def group(self, key: tuple, make):
+        """The bind group for `key` (pipeline, buffers...), made once (LRU-bounded)."""
+        group = self.groups.pop(key, None)
+        if group is None:
+            group = make()
+            if len(self.groups) >= self.max_groups:
+                self.groups.popitem(last=False)
+        self.groups[key] = group
+        return group
+
+
 class Stream:
     """One command encoder that every dispatch of a step records into."""
 
-    def __init__(self, device: Device | None = None):
+    def __init__(self, device: Device | None = None, arena: Arena | None = None):
         self.device = device or get_device()
         self._encoder = None
         self._pass = None
         self._keep: list = []
+        self._arena, self._next = arena, 0
 
     @property
     def encoder(self) -> wgpu.GPUCommandEncoder:
@@ -93,24 +128,61 @@ class Stream:
         pipeline = self.device.pipeline(shader, constants, entry)
         buffers = [a.buffer for a in arrays]
         if params is not None:
-            buffers.append(self.device.raw.create_buffer_with_data(
-                data=pack_params(params), usage=wgpu.BufferUsage.UNIFORM))
-        group = self.device.raw.create_bind_group(
-            layout=pipeline.get_bind_group_layout(0),
-            entries=[{"binding": i, "resource": {"buffer": b}} for i, b in enumerate(buffers)])
+            buffers.append(self._uniform(pack_params(params)))
+        def make():
+            return self.device.raw.create_bind_group(
+                layout=pipeline.get_bind_group_layout(0),
+                entries=[{"binding": i, "resource": {"buffer": b}}
+                         for i, b in enumerate(buffers)])
+
+        group = make() if self._arena is None else self._arena.group((pipeline, *buffers), make)
         self._keep += [buffers, group]
         cpass = self._compute_pass()
         cpass.set_pipeline(pipeline)
         cpass.set_bind_group(0, group)
         cpass.dispatch_workgroups(*workgroups)
 
+    def _uniform(self, words: np.ndarray) -> wgpu.GPUBuffer:
+        """An immutable uniform buffer holding `words`, shared by equal params (LRU)."""
+        cache = self.device.__dict__.setdefault("_param_uniforms", OrderedDict())
+        key = words.tobytes()
+        buf = cache.pop(key, None)
+        if buf is None:
+            buf = self.device.raw.create_buffer_with_data(data=words,
+                                                          usage=wgpu.BufferUsage.UNIFORM)
+            if len(cache) >= UNIFORM_CACHE:
+                cache.popitem(last=False)
+        cache[key] = buf
+        return buf
+
     def gemm(self, a: GpuArray, b: GpuArray, c: GpuArray, m: int, n: int, k: int,
              trans_a: bool = False, trans_b: bool = False, accumulate: bool = False) -> None:
         """Record c (m, n) = op(a) @ op(b), or c += op(a) @ op(b) when `accumulate`
         (gemm.encode_gemm: k == 0 clears c, or leaves it when accumulating)."""
         self._keep += [a, b, c]
-        encode_gemm(self.device, self.encoder, a.buffer, b.buffer, c.buffer, m, n, k,
-                    trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
+        if m * n * k == 0:
+            encode_gemm(self.device, self.encoder, a.buffer, b.buffer, c.buffer, m, n, k,
+                        trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
+            return
+        if a.size < m * k or b.size < k * n or c.size < m * n:
+            raise ShapeError(f"Stream.gemm: operands {a.shape}, {b.shape}, {c.shape} are too "
+                             f"small for m={m}, n={n}, k={k}; pass arrays of that size")
+        plan = self._gemm_plan(m, n, k, trans_a, trans_b, accumulate)
+        buffers = (a.buffer, b.buffer, c.buffer)
+        group = (plan.bind_group(*buffers) if self._arena is None
+                 else self._arena.group((plan, *buffers), lambda: plan.bind_group(*buffers)))
+        self._keep.append(group)
+        cpass = self._compute_pass()  # inside the open pass: no pass per GEMM
+        cpass.set_pipeline(plan.pipeline)
+        cpass.set_bind_group(0, group)
+        cpass.dispatch_workgroups(*plan.grid)
+
+    def _gemm_plan(self, *key) -> GemmPlan:
+        """gemm.GemmPlan per (m, n, k, trans_a, trans_b, accumulate), cached per device."""
+        plans = self.device.__dict__.setdefault("_stream_gemm_plans", {})
+        if key not in plans:
+            plans[key] = GemmPlan(self.device, *key)
+        return plans[key]
 
     def copy(self, src: GpuArray, dst: GpuArray, count: int | None = None,
              src_offset: int = 0, dst_offset: int = 0) -> None:
@@ -167,6 +239,35 @@ class Stream:
         return [flat[o:o + s].reshape(a.shape) for a, o, s in zip(arrays, offsets, sizes)]
 
     def empty(self, shape, where: str = "gpu.Stream") -> GpuArray:
-        """A new device array on this stream's device."""
-        return empty(shape, self.device, where)
+        """A zero-filled device array for this step (from the arena when there is one)."""
+        return self._take(shape, where, clear=True)
+
+    def scratch(self, shape, where: str = "gpu.Stream") -> GpuArray:
+        """An array whose every value the next kernel writes (not cleared when reused)."""
+        return self._take(shape, where, clear=False)
+
+    def _take(self, shape, where: str, clear: bool) -> GpuArray:
+        if self._arena is None:
+            return empty(shape, self.device, where)
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        pool, i = self._arena.buffers, self._next
+        self._next += 1
+        if i < len(pool) and pool[i].size == math.prod(shape):
+            a = pool[i].reshape(shape)
+            if clear:
+                self.fill_zero(a)
+            return a
+        del pool[i:]  # the step diverged from the last one: rebuild from here
+        pool.append(empty(shape, self.device, where))
+        return pool[i]
+
+    def upload(self, x, where: str = "gpu.Stream.upload") -> GpuArray:
+        """`x` as float32 on the device (into an arena buffer when there is one)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if self._arena is None:
+            return to_gpu(x, self.device, where)
+        a = self._take(x.shape, where, clear=False)  # written before this step's commands
+        if x.size:
+            self.device.raw.queue.write_buffer(a.buffer, 0, x)
+        return a
 

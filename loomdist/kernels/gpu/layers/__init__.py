@@ -16,6 +16,7 @@ lists the kinds present.
 from __future__ import annotations
 
 import importlib
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -26,7 +27,12 @@ _DIR = Path(__file__).parent
 
 def supported() -> list[str]:
     """Every LOOM kind that has a GPU module."""
-    return sorted(p.stem for p in _DIR.glob("*.py") if not p.stem.startswith("_"))
+    return list(_scan())
+
+
+@lru_cache(maxsize=1)
+def _scan() -> tuple:
+    return tuple(sorted(p.stem for p in _DIR.glob("*.py") if not p.stem.startswith("_")))
 
 
 def gpu_module(kind: str, where: str = "layer") -> ModuleType:

@@ -10,7 +10,7 @@ from loomdist.kernels.gpu.stream import Stream
 def forward(s: Stream, spec, params: dict, x: GpuArray):
     """x: (batch, in) -> y: (batch, out); cache (x, z, y)."""
     batch, n_in, n_out = x.shape[0], spec.input_height, spec.output_height
-    z = s.empty((batch, n_out), "dense z")
+    z = s.scratch((batch, n_out), "dense z")
     s.gemm(x, params["kernel"], z, batch, n_out, n_in)
     y = ops.bias_act(s, z, params["biases"], spec.activation)
     return y, (x, z, y)
@@ -21,8 +21,8 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
     x, z, y = cache
     batch, n_in, n_out = x.shape[0], spec.input_height, spec.output_height
     dz = ops.act_backward(s, z, y, dy, spec.activation)
-    dk = s.empty((n_in, n_out), "dense dK")
+    dk = s.scratch((n_in, n_out), "dense dK")
     s.gemm(x, dz, dk, n_in, n_out, batch, trans_a=True)
-    dx = s.empty((batch, n_in), "dense dx")
+    dx = s.scratch((batch, n_in), "dense dx")
     s.gemm(dz, params["kernel"], dx, batch, n_in, n_out, trans_b=True)
     return dx, {"kernel": dk, "biases": ops.colsum(s, dz)}

@@ -12,7 +12,7 @@ def forward(s: Stream, spec, params: dict, x: GpuArray):
     n = spec.norm_size
     x2 = as_rows(x, n)  # (rows, n)
     rows = x2.shape[0]
-    y, mean, rstd = s.empty(x.shape, "layer_norm y"), s.empty((rows,)), s.empty((rows,))
+    y, mean, rstd = s.scratch(x.shape, "layer_norm y"), s.scratch((rows,)), s.scratch(rows)
     per_row(s, "ln_forward", [x2, params["gamma"], params["beta"], y, mean, rstd], rows, n,
             spec.eps)
     return y, (x2, mean, rstd)
@@ -22,8 +22,7 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
     """dy: (batch, norm_size) -> dx, grads {gamma, beta} (true gradients)."""
     x2, mean, rstd = cache
     rows, n = x2.shape
-    dx = s.empty(dy.shape, "layer_norm dx")
+    dx = s.scratch(dy.shape, "layer_norm dx")
     per_row(s, "ln_backward", [x2, params["gamma"], mean, rstd, dy, dx], rows, n)
-    dgamma, dbeta = s.empty((n,)), s.empty((n,))
-    per_column(s, "ln_params", [x2, mean, rstd, dy, dgamma, dbeta], rows, n)
-    return dx, {"gamma": dgamma, "beta": dbeta}
+    dgamma, dbeta = per_column(s, "ln_params", [x2, mean, rstd, dy], 2, rows, n)
+    return dx, {"gamma": dgamma.reshape(n), "beta": dbeta.reshape(n)}

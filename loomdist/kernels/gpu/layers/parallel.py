@@ -33,14 +33,14 @@ def forward(s: Stream, spec, params: dict, x: GpuArray):
 def _combine(s: Stream, spec, outs: list, batch: int) -> GpuArray:
     mode = spec.mode
     if mode in ("add", "avg"):
-        total = s.empty(outs[0].shape, "parallel out")
+        total = s.scratch(outs[0].shape, "parallel out")
         s.copy(outs[0], total)
         for o in outs[1:]:
             ops.add_into(s, o, total)
         if mode == "avg":
             ops.scale(s, total, 1.0 / len(outs))
         return total
-    out = s.empty((batch, sum(o.size for o in outs) // batch), "parallel out")
+    out = s.scratch((batch, sum(o.size for o in outs) // batch), "parallel out")
     if mode == "concat":
         at = 0
         for o in outs:
@@ -62,7 +62,7 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
         dxi, gi = registry.gpu_module(b.kind).backward(s, b, branch_params(params, i),
                                                        caches[i], g)
         if dx is None:  # a fresh sum: a branch may hand back an array it still uses
-            dx = s.empty(dxi.shape, "parallel dx")
+            dx = s.scratch(dxi.shape, "parallel dx")
             s.copy(dxi, dx)
         else:
             ops.add_into(s, dxi, dx)
@@ -75,11 +75,11 @@ def _split(s: Stream, spec, dy: GpuArray, shapes: list) -> list:
     if mode == "add":
         return [dy] * len(shapes)
     if mode == "avg":
-        share = s.empty(dy.shape, "parallel dy")
+        share = s.scratch(dy.shape, "parallel dy")
         s.copy(dy, share)
         ops.scale(s, share, 1.0 / len(shapes))
         return [share] * len(shapes)
-    parts = [s.empty(shape, "parallel dy") for shape in shapes]
+    parts = [s.scratch(shape, "parallel dy") for shape in shapes]
     if mode == "concat":
         at = 0
         for part in parts:

@@ -12,7 +12,7 @@ def forward(s: Stream, spec, params: dict, x: GpuArray):
     n = spec.norm_size
     x2 = as_rows(x, n)  # (rows, n)
     rows = x2.shape[0]
-    y, rstd = s.empty(x.shape, "rms_norm y"), s.empty((rows,))
+    y, rstd = s.scratch(x.shape, "rms_norm y"), s.scratch((rows,))
     per_row(s, "rms_forward", [x2, params["gamma"], y, rstd], rows, n, spec.eps)
     return y, (x2, rstd)
 
@@ -21,8 +21,7 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
     """dy: (batch, k*norm_size) -> dx, grads {gamma}."""
     x2, rstd = cache
     rows, n = x2.shape
-    dx = s.empty(dy.shape, "rms_norm dx")
+    dx = s.scratch(dy.shape, "rms_norm dx")
     per_row(s, "rms_backward", [x2, params["gamma"], rstd, dy, dx], rows, n)
-    dgamma = s.empty((n,))
-    per_column(s, "rms_params", [x2, rstd, dy, dgamma], rows, n)
-    return dx, {"gamma": dgamma}
+    (dgamma,) = per_column(s, "rms_params", [x2, rstd, dy], 1, rows, n)
+    return dx, {"gamma": dgamma.reshape(n)}
