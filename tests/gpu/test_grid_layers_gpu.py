@@ -40,7 +40,7 @@ def test_training_steps_match_cpu(softmax, loss):
     x = rng.standard_normal((3, 36)).astype(np.float32)
     t = np.abs(rng.standard_normal((3, 6))).astype(np.float32)
     nets = [_network(b, softmax) for b in ("cpu", "wgpu")]
-    history = [[train_step(n, opt, cfg, x, t, 0.01) for _ in range(2)]
+    history = [[train_step(n, opt, cfg, x, t, 0.01) for _ in range(3)]
                for n, opt in ((n, Optimizer(cfg.optim_config())) for n in nets)]
     np.testing.assert_allclose(np.array(history[1]), np.array(history[0]), rtol=RTOL)
     want, got = dict(nets[0].parameters()), dict(nets[1].parameters())

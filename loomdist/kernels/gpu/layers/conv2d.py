@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from loomdist.activations import ACTIVATIONS
 from loomdist.kernels.gpu import ops
-from loomdist.kernels.gpu.array import GpuArray, empty
+from loomdist.kernels.gpu.array import GpuArray
 
 SHADER = "conv2d"
+WHERE = "conv2d gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in conv2d.wgsl
 
 
@@ -41,11 +42,11 @@ def forward(stream, spec, params: dict, x: GpuArray):
     K = spec.input_channels * spec.kernel_size ** 2
     P = spec.output_height * spec.output_width
     F = spec.filters
-    cols = empty((K, n * P))
+    cols = stream.scratch((K, n * P), WHERE)
     _run(stream, spec, "im2col", [x, cols], geo, K * n * P)
-    zt = empty((F, n * P))
+    zt = stream.scratch((F, n * P), WHERE)
     stream.gemm(params["kernel"], cols, zt, F, n * P, K)
-    z, y = empty((n, F * P)), empty((n, F * P))
+    z, y = stream.scratch((n, F * P), WHERE), stream.scratch((n, F * P), WHERE)
     _run(stream, spec, "bias_act", [zt, params["conv_bias"], z, y], geo, n * F * P)
     return y, {"cols": cols, "z": z, "y": y, "n": n}
 
@@ -57,12 +58,12 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     K = spec.input_channels * spec.kernel_size ** 2
     P = spec.output_height * spec.output_width
     F = spec.filters
-    dz = empty((n * P, F))
+    dz = stream.scratch((n * P, F), WHERE)
     _run(stream, spec, "act_back", [cache["z"], cache["y"], dy, dz], geo, n * F * P)
-    dw = empty((F, spec.input_channels, spec.kernel_size, spec.kernel_size))
+    dw = stream.scratch((F, spec.input_channels, spec.kernel_size, spec.kernel_size), WHERE)
     stream.gemm(dz, cols, dw, F, K, n * P, trans_a=True, trans_b=True)
-    dcols = empty((K, n * P))
+    dcols = stream.scratch((K, n * P), WHERE)
     stream.gemm(params["kernel"], dz, dcols, K, n * P, F, trans_a=True, trans_b=True)
-    dx = empty((n, spec.input_channels * spec.input_height * spec.input_width))
+    dx = stream.scratch((n, spec.input_channels * spec.input_height * spec.input_width), WHERE)
     _run(stream, spec, "col2im", [dcols, dx], geo, dx.size)
     return dx, {"kernel": dw, "conv_bias": ops.colsum(stream, dz)}

@@ -9,18 +9,19 @@ are split back into LOOM's per-gate names at the end.
 from __future__ import annotations
 
 from loomdist.kernels.gpu import ops
-from loomdist.kernels.gpu.array import GpuArray, empty
+from loomdist.kernels.gpu.array import GpuArray
 from loomdist.layers.lstm import _B, _HH, _IH, WEIGHT_KEYS
 from loomdist.layers.rnn import sequence_length
 
 from .rnn import shifted_outer, step
 
 SHADER = "lstm"
+WHERE = "lstm gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in lstm.wgsl
 
 
 def _stack(stream, params: dict, keys: tuple, block: int) -> GpuArray:
-    out = empty((4 * block,))
+    out = stream.scratch((4 * block,), WHERE)
     for n, k in enumerate(keys):
         stream.copy(params[k], out, block, 0, n * block)
     return out
@@ -31,7 +32,7 @@ def _split(stream, stacked: GpuArray, keys: tuple, shape: tuple, grads: dict) ->
     for d in shape:
         block *= d
     for n, k in enumerate(keys):
-        grads[k] = empty(shape)
+        grads[k] = stream.scratch(shape, WHERE)
         stream.copy(stacked, grads[k], block, n * block, 0)
 
 
@@ -45,9 +46,9 @@ def forward(stream, spec, params: dict, x: GpuArray):
     h, i = spec.hidden_size, spec.input_size
     w_ih, w_hh = _stack(stream, params, _IH, h * i), _stack(stream, params, _HH, h * h)
     b = _stack(stream, params, _B, h)
-    gates = empty((nb, seq * 4 * h))  # x W_ih^T, then the activated gates
+    gates = stream.scratch((nb, seq * 4 * h), WHERE)  # x W_ih^T, then the activated gates
     stream.gemm(x, w_ih, gates, nb * seq, 4 * h, i, trans_b=True)
-    c, y = empty((nb, seq * h)), empty((nb, seq * h))
+    c, y = stream.scratch((nb, seq * h), WHERE), stream.scratch((nb, seq * h), WHERE)
     for t in range(seq):
         step(stream, "lstm_step", [gates, w_hh, b, c, y], nb, seq, h, t, SHADER)
     return y, {"x": x, "y": y, "c": c, "gates": gates, "w_ih": w_ih, "w_hh": w_hh, "nb": nb,
@@ -58,13 +59,13 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     """dy: (batch, seq*hidden_size) -> (dx (batch, seq*input_size), grads), true BPTT."""
     nb, seq, x, y = cache["nb"], cache["seq"], cache["x"], cache["y"]
     h, i = spec.hidden_size, spec.input_size
-    dz, dc = empty((nb, seq * 4 * h)), empty((nb, seq * h))
+    dz, dc = stream.scratch((nb, seq * 4 * h), WHERE), stream.scratch((nb, seq * h), WHERE)
     for t in range(seq - 1, -1, -1):
         step(stream, "lstm_step_back", [dy, cache["gates"], cache["c"], cache["w_hh"], dz, dc],
               nb, seq, h, t, SHADER)
-    dx = empty((nb, seq * i))
+    dx = stream.scratch((nb, seq * i), WHERE)
     stream.gemm(dz, cache["w_ih"], dx, nb * seq, i, 4 * h)
-    dw_ih = empty((4 * h, i))
+    dw_ih = stream.scratch((4 * h, i), WHERE)
     stream.gemm(dz, x, dw_ih, 4 * h, i, nb * seq, trans_a=True)
     grads: dict = {}
     _split(stream, dw_ih, _IH, (h, i), grads)

@@ -16,10 +16,11 @@ import numpy as np
 
 from loomdist.kernels.cpu.attention import rope_tables
 from loomdist.kernels.gpu import ops
-from loomdist.kernels.gpu.array import GpuArray, empty, to_gpu
+from loomdist.kernels.gpu.array import GpuArray
 from loomdist.layers.multi_head_attention import ROPE_THETA, WEIGHT_KEYS
 
 SHADER = "multi_head_attention"
+WHERE = "multi_head_attention gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in multi_head_attention.wgsl
 _QKV = (("q_weights", "q_bias"), ("k_weights", "k_bias"), ("v_weights", "v_bias"))
 
@@ -41,9 +42,9 @@ def _run(stream, entry: str, arrays: list, g: _Geo, items: int, rotate: int = 0)
     stream.dispatch(SHADER, arrays, g.att(rotate), stream.groups(items, WG), entry=entry)
 
 
-def _rope_table(g: _Geo, x: GpuArray) -> GpuArray:
+def _rope_table(stream, g: _Geo) -> GpuArray:
     cos, sin = rope_tables(g.seq, g.hd, np.float32, ROPE_THETA)  # the CPU layer's tables
-    return to_gpu(np.stack([cos, sin]), x.device)  # (2, seq, hd)
+    return stream.upload(np.stack([cos, sin]), WHERE)  # (2, seq, hd)
 
 
 # Operand layouts for `_bgemm`: strides (per sample, per head, per row, per column).
@@ -63,7 +64,7 @@ CAUSAL_OUT, LOWER_A, UPPER_A = 1, 2, 3  # bgemm modes (see multi_head_attention.
 def _bgemm(stream, a, a_layout, b, b_layout, g: _Geo, mode: int, scores: bool) -> GpuArray:
     """Per (sample, head): C = A @ B, C (seq, seq) probabilities-shaped when `scores`, else
     (seq, hd) head columns of a (batch*seq, d) array."""
-    out = empty((g.nb, g.nh, g.seq, g.seq) if scores else (g.rows, g.d))
+    out = stream.scratch((g.nb, g.nh, g.seq, g.seq) if scores else (g.rows, g.d), WHERE)
     m, n, k = (g.seq, g.seq, g.hd) if scores else (g.seq, g.hd, g.seq)
     c_layout = _probs(g) if scores else _heads(g)
     limit = stream.device.limits.get("max-compute-workgroups-per-dimension", 65535)
@@ -85,17 +86,17 @@ def forward(stream, spec, params: dict, x: GpuArray):
     """
     spec.out_features(x.shape[1], "multi_head_attention gpu forward")
     g = _Geo(spec, x)
-    table = _rope_table(g, x)
+    table = _rope_table(stream, g)
     qkv = []
     for n, (wk, bk) in enumerate(_QKV):
-        a = empty((g.rows, g.d))
+        a = stream.scratch((g.rows, g.d), WHERE)
         stream.gemm(x, params[wk], a, g.rows, g.d, g.d)
         _run(stream, "bias_rope", [a, params[bk], table], g, g.rows * g.d // 2, int(n < 2))
         qkv.append(a)
     p = _bgemm(stream, qkv[0], _heads(g), qkv[1], _heads(g, True), g, CAUSAL_OUT, True)
     _run(stream, "causal_softmax", [p], g, g.nb * g.nh * g.seq)  # scores -> p, in place
     ctx = _bgemm(stream, p, _probs(g), qkv[2], _heads(g), g, LOWER_A, False)
-    y = empty(x.shape)
+    y = stream.scratch(x.shape, WHERE)
     stream.gemm(ctx, params["output_weight"], y, g.rows, g.d, g.d)
     _run(stream, "bias_rope", [y, params["output_bias"], table], g, g.rows * g.d // 2)
     return y, {"x": x, "qkv": qkv, "p": p, "ctx": ctx, "table": table, "geo": g}
@@ -104,10 +105,10 @@ def forward(stream, spec, params: dict, x: GpuArray):
 def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     """dy: (batch, seq*d_model) -> (dx, grads for all eight parameters), true gradients."""
     g, (q, k, v), p = cache["geo"], cache["qkv"], cache["p"]
-    grads = {"output_weight": empty((g.d, g.d)),
+    grads = {"output_weight": stream.scratch((g.d, g.d), WHERE),
              "output_bias": ops.colsum(stream, dy.reshape(g.rows, g.d))}
     stream.gemm(cache["ctx"], dy, grads["output_weight"], g.d, g.d, g.rows, trans_a=True)
-    dctx = empty((g.rows, g.d))
+    dctx = stream.scratch((g.rows, g.d), WHERE)
     stream.gemm(dy, params["output_weight"], dctx, g.rows, g.d, g.d, trans_b=True)
     dv = _bgemm(stream, p, _probs(g, True), dctx, _heads(g), g, UPPER_A, False)
     ds = _bgemm(stream, dctx, _heads(g), v, _heads(g, True), g, CAUSAL_OUT, True)  # dP
@@ -116,9 +117,9 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     dk = _bgemm(stream, ds, _probs(g, True), q, _heads(g), g, UPPER_A, False)
     for a in (dq, dk):
         _run(stream, "rope_back", [a, cache["table"]], g, g.rows * g.d // 2)
-    dx = empty(dy.shape)
+    dx = stream.scratch(dy.shape, WHERE)
     for n, (da, (wk, bk)) in enumerate(zip((dq, dk, dv), _QKV)):
-        grads[wk] = empty((g.d, g.d))
+        grads[wk] = stream.scratch((g.d, g.d), WHERE)
         stream.gemm(cache["x"], da, grads[wk], g.d, g.d, g.rows, trans_a=True)
         grads[bk] = ops.colsum(stream, da)
         stream.gemm(da, params[wk], dx, g.rows, g.d, g.d, trans_b=True, accumulate=n > 0)

@@ -10,10 +10,11 @@ recurrent weight gradient) serves the LSTM too.
 from __future__ import annotations
 
 from loomdist.kernels.gpu import ops
-from loomdist.kernels.gpu.array import GpuArray, empty
+from loomdist.kernels.gpu.array import GpuArray
 from loomdist.layers.rnn import sequence_length
 
 SHADER = "rnn"
+WHERE = "rnn gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in rnn.wgsl
 
 
@@ -21,10 +22,10 @@ def shifted_outer(stream, dz: GpuArray, y: GpuArray, nb: int, seq: int, g: int,
                   h: int) -> GpuArray:
     """sum over b and t >= 1 of dz[b, t]^T y[b, t-1]: dz (batch, seq, G), y (batch, seq, H)
     -> (G, H), the recurrent weight gradient, as one GEMM against the shifted states."""
-    y_prev = empty((nb * seq, h))
+    y_prev = stream.scratch((nb * seq, h), WHERE)
     stream.dispatch(SHADER, [y, y_prev], {"nb": nb, "seq": seq, "h": h, "t": 0},
                     stream.groups(y_prev.size, WG), entry="shift_rows")
-    out = empty((g, h))
+    out = stream.scratch((g, h), WHERE)
     stream.gemm(dz, y_prev, out, g, h, nb * seq, trans_a=True)
     return out
 
@@ -44,9 +45,9 @@ def forward(stream, spec, params: dict, x: GpuArray):
     """
     nb, seq = x.shape[0], sequence_length(spec, x.shape[1], "rnn gpu forward")
     h, i = spec.hidden_size, spec.input_size
-    xw = empty((nb, seq * h))  # x W_ih^T for every step, (batch, seq, H)
+    xw = stream.scratch((nb, seq * h), WHERE)  # x W_ih^T for every step, (batch, seq, H)
     stream.gemm(x, params["weight_ih"], xw, nb * seq, h, i, trans_b=True)
-    y = empty((nb, seq * h))
+    y = stream.scratch((nb, seq * h), WHERE)
     for t in range(seq):
         step(stream, "rnn_step", [xw, params["weight_hh"], params["bias_h"], y], nb, seq, h, t)
     return y, {"x": x, "y": y, "nb": nb, "seq": seq}
@@ -56,12 +57,12 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     """dy: (batch, seq*hidden_size) -> (dx (batch, seq*input_size), grads), true BPTT."""
     x, y, nb, seq = cache["x"], cache["y"], cache["nb"], cache["seq"]
     h, i = spec.hidden_size, spec.input_size
-    dz = empty((nb, seq * h))  # dL/d(pre-activation)
+    dz = stream.scratch((nb, seq * h), WHERE)  # dL/d(pre-activation)
     for t in range(seq - 1, -1, -1):
         step(stream, "rnn_step_back", [dy, y, params["weight_hh"], dz], nb, seq, h, t)
-    dx = empty((nb, seq * i))
+    dx = stream.scratch((nb, seq * i), WHERE)
     stream.gemm(dz, params["weight_ih"], dx, nb * seq, i, h)
-    dw_ih = empty((h, i))
+    dw_ih = stream.scratch((h, i), WHERE)
     stream.gemm(dz, x, dw_ih, h, i, nb * seq, trans_a=True)
     grads = {"weight_ih": dw_ih, "weight_hh": shifted_outer(stream, dz, y, nb, seq, h, h),
              "bias_h": ops.colsum(stream, dz.reshape(nb * seq, h))}

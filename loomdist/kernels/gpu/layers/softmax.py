@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from loomdist.kernels.gpu.array import GpuArray, empty, to_gpu
+from loomdist.kernels.gpu.array import GpuArray
 from loomdist.layers import _softmax_math as sm
 
 SHADER = "softmax"
+WHERE = "softmax gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in softmax.wgsl
 PLAIN, GUMBEL, MASKED = 0, 1, 2  # softmax_fwd's MODE
 
@@ -28,7 +29,7 @@ def _rows(stream, entry: str, arrays: list, rows: int, n: int, scale: float = 1.
 def _softmax(stream, x: GpuArray, rows: int, n: int, t: float, mode: int = PLAIN,
              aux: GpuArray | None = None) -> GpuArray:
     """softmax(logits / t) per row; logits are x, x + noise (aux) or x masked by aux."""
-    y = empty(x.shape)
+    y = stream.scratch(x.shape, WHERE)
     _rows(stream, "softmax_fwd", [x, x if aux is None else aux, y], rows, n, 1.0 / t,
           {"MODE": mode})
     return y
@@ -37,15 +38,15 @@ def _softmax(stream, x: GpuArray, rows: int, n: int, t: float, mode: int = PLAIN
 def _softmax_back(stream, y: GpuArray, g: GpuArray, rows: int, n: int, t: float,
                   keep: GpuArray | None = None) -> GpuArray:
     """scale * y * (g - <g, y>) per row, zero where `keep` is 0 when given."""
-    dx = empty(y.shape)
+    dx = stream.scratch(y.shape, WHERE)
     _rows(stream, "softmax_bwd", [y, g, y if keep is None else keep, dx], rows, n, 1.0 / t,
           {"MASKED": int(keep is not None)})
     return dx
 
 
-def _table(values, x: GpuArray) -> GpuArray:
-    """A small float32 table of per-spec constants (mask, cluster ids, weights) on x's device."""
-    return to_gpu(np.asarray(values, dtype=np.float32), x.device)
+def _table(stream, values) -> GpuArray:
+    """A small float32 table of per-spec constants (mask, cluster ids, weights) on the device."""
+    return stream.upload(np.asarray(values, dtype=np.float32), WHERE)
 
 
 def _size(x: GpuArray) -> tuple[int, int]:
@@ -72,7 +73,7 @@ def _gumbel(stream, spec, x):
     rng = (np.random.default_rng(spec.noise_seed) if spec.noise_seed is not None
            else sm._GUMBEL["rng"])  # the CPU layer's generator: same draws on both backends
     u = np.maximum(rng.random(x.shape, dtype=np.float32), np.float32(1e-10))
-    noise = to_gpu((-np.log(-np.log(u.astype(np.float64)))).astype(np.float32), x.device)
+    noise = stream.upload(-np.log(-np.log(u.astype(np.float64))), WHERE)  # float32 there
     nb, n = _size(x)
     t = spec.effective_temperature
     y = _softmax(stream, x, nb, n, t, GUMBEL, noise)
@@ -81,7 +82,7 @@ def _gumbel(stream, spec, x):
 
 def _masked(stream, spec, x):
     nb, n = _size(x)
-    keep = _table(spec.mask, x)
+    keep = _table(stream, spec.mask)
     t = spec.effective_temperature
     y = _softmax(stream, x, nb, n, t, MASKED, keep)
     return y, {"op": "masked", "y": y, "t": t, "rows": nb, "n": n, "keep": keep}
@@ -89,7 +90,7 @@ def _masked(stream, spec, x):
 
 def _sparse(stream, spec, x):
     nb, n = _size(x)
-    y = empty(x.shape)
+    y = stream.scratch(x.shape, WHERE)
     _rows(stream, "sparse_fwd", [x, y], nb, n)
     return y, {"op": "sparse", "y": y, "rows": nb, "n": n}
 
@@ -103,7 +104,7 @@ def _entmax(stream, spec, x):
     nb, n = _size(x)
     p = _softmax(stream, x, nb, n, 1.0)
     s = _sparse(stream, spec, x)[0]
-    y, total = empty(x.shape), empty((nb,))
+    y, total = stream.scratch(x.shape, WHERE), stream.scratch((nb,), WHERE)
     w = float(np.float32(a - 1.0))
     _rows(stream, "entmax_fwd", [p, s, y, total], nb, n, w)
     return y, {"op": "entmax", "p": p, "s": s, "y": y, "total": total, "w": w, "rows": nb, "n": n}
@@ -115,8 +116,9 @@ def _adaptive(stream, spec, x):
     nb, n = _size(x)
     cid, onehot = sm._membership(spec, n, np.float32)
     c = onehot.shape[1]
-    cid_gpu = _table(cid, x)
-    y, q, pc, zc = empty(x.shape), empty(x.shape), empty((nb, c)), empty((nb, c))
+    cid_gpu = _table(stream, cid)
+    y, q = stream.scratch(x.shape, WHERE), stream.scratch(x.shape, WHERE)
+    pc, zc = stream.scratch((nb, c), WHERE), stream.scratch((nb, c), WHERE)  # per cluster
     t = spec.effective_temperature
     stream.dispatch(SHADER, [x, cid_gpu, y, q, pc, zc],
                     {"rows": nb, "n": n, "clusters": c, "inv_t": 1.0 / t}, stream.groups(nb, WG),
@@ -131,9 +133,9 @@ def _mixture(stream, spec, x):
     nb, n = _size(x)
     m = len(spec.mixture_weights)
     w = np.asarray(spec.mixture_weights, dtype=np.float32)
-    w_gpu = _table(w / w.sum(), x)
+    w_gpu = _table(stream, w / w.sum())
     s = _softmax(stream, x, nb * m, n // m, 1.0)  # (batch, M, k) flat
-    y = empty((nb, n // m))
+    y = stream.scratch((nb, n // m), WHERE)
     stream.dispatch(SHADER, [s, w_gpu, y], {"batch": nb, "m": m, "k": n // m, "pad": 0},
                     stream.groups(nb * (n // m), WG), entry="mixture_fwd")
     return y, {"op": "mixture", "x_shape": x.shape, "s": s, "w": w_gpu, "batch": nb, "m": m,
@@ -150,13 +152,13 @@ def _masked_bwd(stream, c, g):
 
 
 def _sparse_bwd(stream, c, g):
-    dx = empty(c["y"].shape)
+    dx = stream.scratch(c["y"].shape, WHERE)
     _rows(stream, "sparse_bwd", [c["y"], g, dx], c["rows"], c["n"])
     return dx
 
 
 def _entmax_bwd(stream, c, g):
-    dx = empty(c["y"].shape)
+    dx = stream.scratch(c["y"].shape, WHERE)
     _rows(stream, "entmax_bwd", [c["p"], c["s"], c["y"], c["total"], g, dx], c["rows"], c["n"],
           c["w"])
     return dx
@@ -164,7 +166,8 @@ def _entmax_bwd(stream, c, g):
 
 def _adaptive_bwd(stream, c, g):
     nb = c["rows"]
-    dx, s, gl = empty(c["g_shape"]), empty((nb, c["c"])), empty((nb, c["c"]))
+    dx = stream.scratch(c["g_shape"], WHERE)
+    s, gl = stream.scratch((nb, c["c"]), WHERE), stream.scratch((nb, c["c"]), WHERE)
     stream.dispatch(SHADER, [g, c["cid"], c["q"], c["pc"], s, gl, dx],
                     {"rows": nb, "n": c["n"], "clusters": c["c"], "inv_t": 1.0 / c["t"]},
                     stream.groups(nb, WG), entry="adaptive_bwd")
@@ -172,7 +175,7 @@ def _adaptive_bwd(stream, c, g):
 
 
 def _mixture_bwd(stream, c, g):
-    dx = empty(c["x_shape"])
+    dx = stream.scratch(c["x_shape"], WHERE)
     stream.dispatch(SHADER, [c["s"], c["w"], g, dx],
                     {"batch": c["batch"], "m": c["m"], "k": c["k"], "pad": 0},
                     stream.groups(c["batch"] * c["m"], WG), entry="mixture_bwd")
