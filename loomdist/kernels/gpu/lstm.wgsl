@@ -20,7 +20,7 @@ fn sigmoid(v: f32) -> f32 {
 // gates[:, t] holds x W_ih^T on entry and the activated gates on exit;
 // c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
 @group(0) @binding(0) var<storage, read_write> lf_gates: array<f32>;
-@group(0) @binding(1) var<storage, read> lf_whh: array<f32>;  // (4H, H)
+@group(0) @binding(1) var<storage, read> lf_wt: array<f32>;  // W_hh^T (H, 4H): coalesced
 @group(0) @binding(2) var<storage, read> lf_b: array<f32>;    // (4H,)
 @group(0) @binding(3) var<storage, read_write> lf_c: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lf_y: array<f32>;
@@ -30,7 +30,7 @@ fn gate_pre(row4: u32, prev: u32, q: u32, t: u32) -> f32 {
     let h = lf_s.h;
     var v = lf_gates[row4 + q] + lf_b[q];
     if (t > 0u) {
-        for (var k = 0u; k < h; k++) { v += lf_whh[q * h + k] * lf_y[prev + k]; }
+        for (var k = 0u; k < h; k++) { v += lf_wt[k * 4u * h + q] * lf_y[prev + k]; }
     }
     return v;
 }

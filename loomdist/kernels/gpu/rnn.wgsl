@@ -15,7 +15,7 @@ fn tanh_safe(v: f32) -> f32 { return tanh(clamp(v, -15.0, 15.0)); }  // tanh(15)
 
 // ------------------------------ h_t = tanh(xw_t + b + W_hh h_{t-1}), written into y[:, t]
 @group(0) @binding(0) var<storage, read> rf_xw: array<f32>;
-@group(0) @binding(1) var<storage, read> rf_whh: array<f32>;  // (H, H)
+@group(0) @binding(1) var<storage, read> rf_wt: array<f32>;  // W_hh^T (H, H): coalesced in j
 @group(0) @binding(2) var<storage, read> rf_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rf_y: array<f32>;
 @group(0) @binding(4) var<uniform> rf_s: Step;
@@ -32,7 +32,7 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>,
     var z = rf_xw[row + j] + rf_b[j];
     if (rf_s.t > 0u) {
         let prev = row - h;
-        for (var k = 0u; k < h; k++) { z += rf_whh[j * h + k] * rf_y[prev + k]; }
+        for (var k = 0u; k < h; k++) { z += rf_wt[k * h + j] * rf_y[prev + k]; }
     }
     rf_y[row + j] = tanh_safe(z);
 }
@@ -78,4 +78,19 @@ fn shift_rows(@builtin(global_invocation_id) gid: vec3<u32>,
     var v = 0.0;
     if (r % sh_s.seq != 0u) { v = sh_y[e - h]; }
     sh_out[e] = v;
+}
+
+// ------------------------------------------- out (cols, rows) = a (rows, cols) transposed
+@group(0) @binding(0) var<storage, read> tr_a: array<f32>;
+@group(0) @binding(1) var<storage, read_write> tr_out: array<f32>;
+@group(0) @binding(2) var<uniform> tr_s: Step;  // nb = rows, h = cols
+
+@compute @workgroup_size(64)
+fn transpose(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = flat(gid, nwg);  // e = c * rows + r, the output index
+    if (e >= tr_s.nb * tr_s.h) { return; }
+    let r = e % tr_s.nb;
+    let c = e / tr_s.nb;
+    tr_out[e] = tr_a[r * tr_s.h + c];
 }

@@ -13,7 +13,7 @@ from loomdist.kernels.gpu.array import GpuArray
 from loomdist.layers.lstm import _B, _HH, _IH, WEIGHT_KEYS
 from loomdist.layers.rnn import sequence_length
 
-from .rnn import shifted_outer, step
+from .rnn import shifted_outer, step, transposed
 
 SHADER = "lstm"
 WHERE = "lstm gpu"  # names this layer in buffer-limit errors
@@ -49,8 +49,9 @@ def forward(stream, spec, params: dict, x: GpuArray):
     gates = stream.scratch((nb, seq * 4 * h), WHERE)  # x W_ih^T, then the activated gates
     stream.gemm(x, w_ih, gates, nb * seq, 4 * h, i, trans_b=True)
     c, y = stream.scratch((nb, seq * h), WHERE), stream.scratch((nb, seq * h), WHERE)
+    w_t = transposed(stream, w_hh, 4 * h, h)  # (H, 4H)
     for t in range(seq):
-        step(stream, "lstm_step", [gates, w_hh, b, c, y], nb, seq, h, t, SHADER)
+        step(stream, "lstm_step", [gates, w_t, b, c, y], nb, seq, h, t, SHADER)
     return y, {"x": x, "y": y, "c": c, "gates": gates, "w_ih": w_ih, "w_hh": w_hh, "nb": nb,
                "seq": seq}
 

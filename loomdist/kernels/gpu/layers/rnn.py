@@ -30,6 +30,14 @@ def shifted_outer(stream, dz: GpuArray, y: GpuArray, nb: int, seq: int, g: int,
     return out
 
 
+def transposed(stream, a: GpuArray, rows: int, cols: int) -> GpuArray:
+    """a (rows, cols) -> a^T (cols, rows): the step kernels read W_hh^T coalesced."""
+    out = stream.scratch((cols, rows), WHERE)
+    stream.dispatch(SHADER, [a, out], {"nb": rows, "seq": 0, "h": cols, "t": 0},
+                    stream.groups(a.size, WG), entry="transpose")
+    return out
+
+
 def step(stream, entry: str, arrays: list, nb: int, seq: int, h: int, t: int,
          shader: str = SHADER) -> None:
     """Record time step t of `entry` (a `Step` uniform), one invocation per (sample, unit)."""
@@ -47,9 +55,9 @@ def forward(stream, spec, params: dict, x: GpuArray):
     h, i = spec.hidden_size, spec.input_size
     xw = stream.scratch((nb, seq * h), WHERE)  # x W_ih^T for every step, (batch, seq, H)
     stream.gemm(x, params["weight_ih"], xw, nb * seq, h, i, trans_b=True)
-    y = stream.scratch((nb, seq * h), WHERE)
+    y, w_t = stream.scratch((nb, seq * h), WHERE), transposed(stream, params["weight_hh"], h, h)
     for t in range(seq):
-        step(stream, "rnn_step", [xw, params["weight_hh"], params["bias_h"], y], nb, seq, h, t)
+        step(stream, "rnn_step", [xw, w_t, params["bias_h"], y], nb, seq, h, t)
     return y, {"x": x, "y": y, "nb": nb, "seq": seq}
 
 
