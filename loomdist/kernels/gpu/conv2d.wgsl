@@ -1,12 +1,11 @@
-// Conv2D around the tiled GEMM: im2col, fused bias + activation, its backward, col2im.
+// Conv2D around the tiled GEMM: im2col, the bias on the way back to NCHW, col2im; the
+// activation and its derivative are the element-wise ops (ops.activate, ops.act_backward).
 // Layouts are LOOM's NCHW: x (n, C, H, W), y and z (n, F, oh, ow), kernel (F, C*k*k).
 // Columns are batch-wide, cols (C*k*k, n*P) with P = oh*ow, row (c*k + ki)*k + kj and
 // column b*P + p, so one GEMM W (F, C*k*k) @ cols gives z^T (F, n*P) for the whole batch.
-// ACT is LOOM's activation id (0 relu=1.1x, 1 sigmoid, 2 tanh, 3 softplus, 4 leaky, 5 linear).
 // Each entry point declares its own bindings: arrays 0..k-1 in the wrapper's order, then the
 // uniform. One invocation per output element; 2-D dispatch past 65535 workgroups.
 
-override ACT: u32 = 5u;
 const WG: u32 = 64u;
 
 struct Geo {
@@ -16,34 +15,6 @@ struct Geo {
 }
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
-
-fn sigmoid(v: f32) -> f32 {
-    let e = exp(-abs(v));  // <= 1: no overflow on either side
-    return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
-}
-
-fn act(v: f32) -> f32 {
-    switch ACT {
-        case 0u: { return max(1.1 * v, 0.0); }
-        case 1u: { return sigmoid(v); }
-        case 2u: { return tanh(clamp(v, -15.0, 15.0)); }  // tanh(15) rounds to 1
-        case 3u: { return max(v, 0.0) + log(1.0 + exp(-abs(v))); }
-        case 4u: { return select(0.1 * v, v, v >= 0.0); }
-        default: { return v; }
-    }
-}
-
-// d act / d z at pre-activation z with output y
-fn act_grad(z: f32, y: f32) -> f32 {
-    switch ACT {
-        case 0u: { return select(0.0, 1.1, z > 0.0); }
-        case 1u: { return y * (1.0 - y); }
-        case 2u: { return 1.0 - y * y; }
-        case 3u: { return sigmoid(z); }
-        case 4u: { return select(0.1, 1.0, z >= 0.0); }
-        default: { return 1.0; }
-    }
-}
 
 // ------------------------------------------------------------ im2col: x -> cols (K, n*P)
 @group(0) @binding(0) var<storage, read> ic_x: array<f32>;
@@ -72,44 +43,39 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>,
     ic_cols[e] = v;
 }
 
-// -------------------------------------- z = z^T[f, b*P + p] + bias[f], y = act(z), NCHW out
-@group(0) @binding(0) var<storage, read> ba_zt: array<f32>;
-@group(0) @binding(1) var<storage, read> ba_bias: array<f32>;
-@group(0) @binding(2) var<storage, read_write> ba_z: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ba_y: array<f32>;
-@group(0) @binding(4) var<uniform> ba_g: Geo;
+// --------------------------------------- z[b, f, p] = z^T[f, b*P + p] + bias[f] (to NCHW)
+@group(0) @binding(0) var<storage, read> bn_zt: array<f32>;
+@group(0) @binding(1) var<storage, read> bn_bias: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bn_z: array<f32>;
+@group(0) @binding(3) var<uniform> bn_g: Geo;
 
 @compute @workgroup_size(64)
-fn bias_act(@builtin(global_invocation_id) gid: vec3<u32>,
-            @builtin(num_workgroups) nwg: vec3<u32>) {
+fn bias_nchw(@builtin(global_invocation_id) gid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = flat(gid, nwg);  // e = (b*F + f)*P + p
-    let pp = ba_g.oh * ba_g.ow;
-    if (e >= ba_g.n * ba_g.f * pp) { return; }
+    let pp = bn_g.oh * bn_g.ow;
+    if (e >= bn_g.n * bn_g.f * pp) { return; }
     let p = e % pp;
-    let f = (e / pp) % ba_g.f;
-    let b = e / (pp * ba_g.f);
-    let z = ba_zt[f * ba_g.n * pp + b * pp + p] + ba_bias[f];
-    ba_z[e] = z;
-    ba_y[e] = act(z);
+    let f = (e / pp) % bn_g.f;
+    let b = e / (pp * bn_g.f);
+    bn_z[e] = bn_zt[f * bn_g.n * pp + b * pp + p] + bn_bias[f];
 }
 
-// --------------------- dz[b*P + p, f] = dy[b, f, p] * act'(z, y): (n*P, F), GEMM-ready
-@group(0) @binding(0) var<storage, read> ab_z: array<f32>;
-@group(0) @binding(1) var<storage, read> ab_y: array<f32>;
-@group(0) @binding(2) var<storage, read> ab_dy: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ab_dz: array<f32>;
-@group(0) @binding(4) var<uniform> ab_g: Geo;
+// ------------------------------ dz[b*P + p, f] = dz_nchw[b, f, p]: (n*P, F), GEMM-ready
+@group(0) @binding(0) var<storage, read> tr_dz: array<f32>;
+@group(0) @binding(1) var<storage, read_write> tr_rows: array<f32>;
+@group(0) @binding(2) var<uniform> tr_g: Geo;
 
 @compute @workgroup_size(64)
-fn act_back(@builtin(global_invocation_id) gid: vec3<u32>,
-            @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat(gid, nwg);  // e = (b*F + f)*P + p, the NCHW index of dy
-    let pp = ab_g.oh * ab_g.ow;
-    if (e >= ab_g.n * ab_g.f * pp) { return; }
-    let p = e % pp;
-    let f = (e / pp) % ab_g.f;
-    let b = e / (pp * ab_g.f);
-    ab_dz[(b * pp + p) * ab_g.f + f] = ab_dy[e] * act_grad(ab_z[e], ab_y[e]);
+fn to_rows(@builtin(global_invocation_id) gid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = flat(gid, nwg);  // e = (b*P + p)*F + f, the output index
+    let pp = tr_g.oh * tr_g.ow;
+    if (e >= tr_g.n * tr_g.f * pp) { return; }
+    let f = e % tr_g.f;
+    let p = (e / tr_g.f) % pp;
+    let b = e / (tr_g.f * pp);
+    tr_rows[e] = tr_dz[(b * tr_g.f + f) * pp + p];
 }
 
 // ---------------------- col2im: dx[b, c, iy, ix] = sum of the dcols entries that read it

@@ -1,15 +1,14 @@
 """Conv2D layer on the GPU: batch-wide im2col + the tiled GEMM, fused bias and activation.
 
 Same semantics and layouts as loomdist/layers/conv2d.py (NCHW samples, kernel (F, C, k, k),
-zero padding). Forward: cols (C*k*k, n*P) = im2col(x); z^T (F, n*P) = W @ cols; z, y (n, F, P)
-with the bias and activation fused into the transpose back to NCHW. Backward: dz (n*P, F) by
-the activation derivative, db its column sums, dW = dz^T @ cols^T, dcols = W^T @ dz^T,
-dx = col2im(dcols).
+zero padding). Forward: cols (C*k*k, n*P) = im2col(x); z^T (F, n*P) = W @ cols; z (n, F, P)
+with the bias added on the way back to NCHW; y = act(z). Backward: dz by the activation
+derivative, turned to (n*P, F) rows; db its column sums, dW = dz^T @ cols^T,
+dcols = W^T @ dz^T, dx = col2im(dcols).
 """
 
 from __future__ import annotations
 
-from loomdist.activations import ACTIVATIONS
 from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
 
@@ -25,9 +24,8 @@ def _geo(spec, n: int) -> dict:
             "oh": s.output_height, "ow": s.output_width, "p0": 0, "p1": 0}
 
 
-def _run(stream, spec, entry: str, arrays: list, geo: dict, items: int) -> None:
-    stream.dispatch(SHADER, arrays, geo, stream.groups(items, WG),
-                    constants={"ACT": ACTIVATIONS[spec.activation]}, entry=entry)
+def _run(stream, entry: str, arrays: list, geo: dict, items: int) -> None:
+    stream.dispatch(SHADER, arrays, geo, stream.groups(items, WG), entry=entry)
 
 
 def forward(stream, spec, params: dict, x: GpuArray):
@@ -43,11 +41,12 @@ def forward(stream, spec, params: dict, x: GpuArray):
     P = spec.output_height * spec.output_width
     F = spec.filters
     cols = stream.scratch((K, n * P), WHERE)
-    _run(stream, spec, "im2col", [x, cols], geo, K * n * P)
+    _run(stream, "im2col", [x, cols], geo, K * n * P)
     zt = stream.scratch((F, n * P), WHERE)
     stream.gemm(params["kernel"], cols, zt, F, n * P, K)
-    z, y = stream.scratch((n, F * P), WHERE), stream.scratch((n, F * P), WHERE)
-    _run(stream, spec, "bias_act", [zt, params["conv_bias"], z, y], geo, n * F * P)
+    z = stream.scratch((n, F * P), WHERE)  # pre-activation, NCHW
+    _run(stream, "bias_nchw", [zt, params["conv_bias"], z], geo, n * F * P)
+    y = ops.activate(stream, z, spec.activation)
     return y, {"cols": cols, "z": z, "y": y, "n": n}
 
 
@@ -59,11 +58,12 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     P = spec.output_height * spec.output_width
     F = spec.filters
     dz = stream.scratch((n * P, F), WHERE)
-    _run(stream, spec, "act_back", [cache["z"], cache["y"], dy, dz], geo, n * F * P)
+    _run(stream, "to_rows", [ops.act_backward(stream, cache["z"], cache["y"], dy,
+                                              spec.activation), dz], geo, n * F * P)
     dw = stream.scratch((F, spec.input_channels, spec.kernel_size, spec.kernel_size), WHERE)
     stream.gemm(dz, cols, dw, F, K, n * P, trans_a=True, trans_b=True)
     dcols = stream.scratch((K, n * P), WHERE)
     stream.gemm(params["kernel"], dz, dcols, K, n * P, F, trans_a=True, trans_b=True)
     dx = stream.scratch((n, spec.input_channels * spec.input_height * spec.input_width), WHERE)
-    _run(stream, spec, "col2im", [dcols, dx], geo, dx.size)
+    _run(stream, "col2im", [dcols, dx], geo, dx.size)
     return dx, {"kernel": dw, "conv_bias": ops.colsum(stream, dz)}
