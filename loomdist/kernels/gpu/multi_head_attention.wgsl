@@ -12,8 +12,18 @@ struct Att { nb: u32, seq: u32, nh: u32, hd: u32, d: u32, rotate: u32, scale: f3
 
 fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
+// One invocation per rotated pair (row, head, i < hd/2): columns col and col + hd/2 of the
+// row, whose position's cos/sin start at t in the table (2, seq, hd) (cos, then sin).
+struct Pair { row: u32, col: u32, i: u32, t: u32 }
+
+fn pair_of(e: u32, s: Att) -> Pair {
+    let half = s.hd / 2u;
+    let head = (e / half) % s.nh;
+    let row = e / (half * s.nh);
+    return Pair(row, head * s.hd + e % half, e % half, (row % s.seq) * s.hd);
+}
+
 // --------------------------- a += bias, then rotate_half RoPE on every head when `rotate`
-// table (2, seq, hd): cos then sin. One invocation per (row, head, i < hd/2) pair.
 @group(0) @binding(0) var<storage, read_write> br_a: array<f32>;
 @group(0) @binding(1) var<storage, read> br_bias: array<f32>;
 @group(0) @binding(2) var<storage, read> br_tab: array<f32>;
@@ -23,24 +33,21 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * 
 fn bias_rope(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = flat(gid, nwg);
-    let half = br_s.hd / 2u;
     if (e >= br_s.nb * br_s.seq * br_s.d / 2u) { return; }
-    let i = e % half;
-    let head = (e / half) % br_s.nh;
-    let row = e / (half * br_s.nh);
-    let c1 = head * br_s.hd + i;
-    let c2 = c1 + half;
-    let x1 = br_a[row * br_s.d + c1] + br_bias[c1];
-    let x2 = br_a[row * br_s.d + c2] + br_bias[c2];
+    let q = pair_of(e, br_s);
+    let half = br_s.hd / 2u;
+    let a1 = q.row * br_s.d + q.col;
+    let x1 = br_a[a1] + br_bias[q.col];
+    let x2 = br_a[a1 + half] + br_bias[q.col + half];
     if (br_s.rotate == 0u) {
-        br_a[row * br_s.d + c1] = x1;
-        br_a[row * br_s.d + c2] = x2;
+        br_a[a1] = x1;
+        br_a[a1 + half] = x2;
         return;
     }
-    let t = (row % br_s.seq) * br_s.hd;
-    let sin0 = br_s.seq * br_s.hd;
-    br_a[row * br_s.d + c1] = x1 * br_tab[t + i] - x2 * br_tab[sin0 + t + i];
-    br_a[row * br_s.d + c2] = x2 * br_tab[t + half + i] + x1 * br_tab[sin0 + t + half + i];
+    let c = q.t + q.i;
+    let sn = br_s.seq * br_s.hd + c;
+    br_a[a1] = x1 * br_tab[c] - x2 * br_tab[sn];
+    br_a[a1 + half] = x2 * br_tab[c + half] + x1 * br_tab[sn + half];
 }
 
 // ------------------------- the adjoint rotation on a gradient, in place (RoPE backward)
@@ -52,19 +59,16 @@ fn bias_rope(@builtin(global_invocation_id) gid: vec3<u32>,
 fn rope_back(@builtin(global_invocation_id) gid: vec3<u32>,
              @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = flat(gid, nwg);
-    let half = rb_s.hd / 2u;
     if (e >= rb_s.nb * rb_s.seq * rb_s.d / 2u) { return; }
-    let i = e % half;
-    let head = (e / half) % rb_s.nh;
-    let row = e / (half * rb_s.nh);
-    let c1 = row * rb_s.d + head * rb_s.hd + i;
-    let c2 = c1 + half;
-    let t = (row % rb_s.seq) * rb_s.hd;
-    let sin0 = rb_s.seq * rb_s.hd;
-    let g1 = rb_g[c1];
-    let g2 = rb_g[c2];
-    rb_g[c1] = g1 * rb_tab[t + i] + g2 * rb_tab[sin0 + t + half + i];
-    rb_g[c2] = g2 * rb_tab[t + half + i] - g1 * rb_tab[sin0 + t + i];
+    let q = pair_of(e, rb_s);
+    let half = rb_s.hd / 2u;
+    let a1 = q.row * rb_s.d + q.col;
+    let c = q.t + q.i;
+    let sn = rb_s.seq * rb_s.hd + c;
+    let g1 = rb_g[a1];
+    let g2 = rb_g[a1 + half];
+    rb_g[a1] = g1 * rb_tab[c] + g2 * rb_tab[sn + half];
+    rb_g[a1 + half] = g2 * rb_tab[c + half] - g1 * rb_tab[sn];
 }
 
 // ------------------- p[.., i, j] = softmax_j(scale * s[.., i, j]) over j <= i, in place
