@@ -24,6 +24,8 @@ BIG = [case for m in (rnn, lstm) for case in (
     Case(f"{m.TYPE}_inferred_seq", m.Spec(3, 11), 4, 27),
     Case(f"{m.TYPE}_one_step", m.Spec(4, 3, 1), 5, 4),
     Case(f"{m.TYPE}_wide_batch", m.Spec(2, 9, 4), 17, 8),
+    # more hidden units than the 256 invocations that walk one sample's steps
+    Case(f"{m.TYPE}_wide_hidden", m.Spec(3, 300, 3), 2, 9),
 )]
 
 

@@ -1,14 +1,15 @@
-// LSTM time steps, forward and BPTT; gate blocks stacked [i | f | g | o] along the 4H axis.
-// States y, c are (batch, seq, H); gates and dz are (batch, seq, 4H). One dispatch per time
-// step, one invocation per (b, j) hidden unit, the recurrent product fused into the step.
-// Each entry point declares its own bindings: arrays 0..k-1 in the wrapper's order, then the
-// uniform; 2-D dispatch past 65535 workgroups.
+// LSTM over whole sequences, forward and BPTT; gate blocks stacked [i | f | g | o] along 4H.
+// States y, c are (batch, seq, H); gates and dz are (batch, seq, 4H). As in rnn.wgsl, one
+// workgroup walks one sample's time steps in a loop (units j strided over its 256
+// invocations, a storage barrier between steps), so a sequence is one dispatch. Each entry
+// point declares its own bindings: arrays 0..k-1 in the wrapper's order, then the uniform;
+// 2-D dispatch past 65535 workgroups.
 
-const WG: u32 = 64u;
+const SEQ_WG: u32 = 256u;
 
 struct Step { nb: u32, seq: u32, h: u32, t: u32 }
 
-fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 { return gid.x + gid.y * nwg.x * WG; }
+fn sample_of(wg: vec3<u32>, nwg: vec3<u32>) -> u32 { return wg.x + wg.y * nwg.x; }
 
 fn tanh_safe(v: f32) -> f32 { return tanh(clamp(v, -15.0, 15.0)); }  // tanh(15) rounds to 1
 
@@ -35,15 +36,8 @@ fn gate_pre(row4: u32, prev: u32, q: u32, t: u32) -> f32 {
     return v;
 }
 
-@compute @workgroup_size(64)
-fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>,
-             @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat(gid, nwg);  // e = b*H + j
+fn lstm_unit(b: u32, t: u32, j: u32) {
     let h = lf_s.h;
-    let t = lf_s.t;
-    if (e >= lf_s.nb * h) { return; }
-    let b = e / h;
-    let j = e % h;
     let r = b * lf_s.seq + t;
     let row4 = r * 4u * h;
     let prev = (r - select(0u, 1u, t > 0u)) * h;  // row of h_{t-1} (unused at t = 0)
@@ -62,6 +56,17 @@ fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>,
     lf_y[r * h + j] = o * tanh_safe(c);
 }
 
+@compute @workgroup_size(256)
+fn lstm_seq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) li: vec3<u32>) {
+    let b = sample_of(wg, nwg);
+    if (b >= lf_s.nb) { return; }
+    for (var t = 0u; t < lf_s.seq; t++) {
+        for (var j = li.x; j < lf_s.h; j += SEQ_WG) { lstm_unit(b, t, j); }
+        storageBarrier();  // h_t complete before step t+1 reads it
+    }
+}
+
 // BPTT step t: dh = dy_t + dz_{t+1} W_hh, dc_t = dc_{t+1} f_{t+1} + dh o (1 - tanh(c_t)^2),
 // then the four gate pre-activation gradients into dz[:, t] and dc_t into dc[:, t].
 @group(0) @binding(0) var<storage, read> lb_dy: array<f32>;
@@ -72,15 +77,8 @@ fn lstm_step(@builtin(global_invocation_id) gid: vec3<u32>,
 @group(0) @binding(5) var<storage, read_write> lb_dc: array<f32>;
 @group(0) @binding(6) var<uniform> lb_s: Step;
 
-@compute @workgroup_size(64)
-fn lstm_step_back(@builtin(global_invocation_id) gid: vec3<u32>,
-                  @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat(gid, nwg);
+fn lstm_unit_back(b: u32, t: u32, j: u32) {
     let h = lb_s.h;
-    let t = lb_s.t;
-    if (e >= lb_s.nb * h) { return; }
-    let b = e / h;
-    let j = e % h;
     let r = b * lb_s.seq + t;
     let row4 = r * 4u * h;
     var dh = lb_dy[r * h + j];
@@ -103,4 +101,16 @@ fn lstm_step_back(@builtin(global_invocation_id) gid: vec3<u32>,
     lb_dz[row4 + 2u * h + j] = dc * i * (1.0 - u * u);
     lb_dz[row4 + 3u * h + j] = dh * tc * o * (1.0 - o);
     lb_dc[r * h + j] = dc;
+}
+
+@compute @workgroup_size(256)
+fn lstm_seq_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) li: vec3<u32>) {
+    let b = sample_of(wg, nwg);
+    if (b >= lb_s.nb) { return; }
+    for (var n = 0u; n < lb_s.seq; n++) {
+        let t = lb_s.seq - 1u - n;
+        for (var j = li.x; j < lb_s.h; j += SEQ_WG) { lstm_unit_back(b, t, j); }
+        storageBarrier();  // dz_t and dc_t complete before step t-1 reads them
+    }
 }

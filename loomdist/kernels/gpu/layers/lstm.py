@@ -2,8 +2,9 @@
 
 Same semantics as loomdist/layers/lstm.py (sigmoid i, f, o; tanh g; zero initial states).
 The per-gate parameters are stacked [i | f | g | o] on the device each call, so the input
-projection of all steps is one tiled GEMM and each step one dispatch; the stacked gradients
-are split back into LOOM's per-gate names at the end.
+projection of all steps is one tiled GEMM and the recurrence one dispatch (a workgroup per
+sample walks its time steps, forward and backward); the stacked gradients are split back
+into LOOM's per-gate names at the end.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from loomdist.kernels.gpu.array import GpuArray
 from loomdist.layers.lstm import _B, _HH, _IH, WEIGHT_KEYS
 from loomdist.layers.rnn import sequence_length
 
-from .rnn import shifted_outer, step, transposed
+from .rnn import sequence, shifted_outer, transposed
 
 SHADER = "lstm"
 WHERE = "lstm gpu"  # names this layer in buffer-limit errors
@@ -50,8 +51,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
     stream.gemm(x, w_ih, gates, nb * seq, 4 * h, i, trans_b=True)
     c, y = stream.scratch((nb, seq * h), WHERE), stream.scratch((nb, seq * h), WHERE)
     w_t = transposed(stream, w_hh, 4 * h, h)  # (H, 4H)
-    for t in range(seq):
-        step(stream, "lstm_step", [gates, w_t, b, c, y], nb, seq, h, t, SHADER)
+    sequence(stream, "lstm_seq", [gates, w_t, b, c, y], nb, seq, h, SHADER)
     return y, {"x": x, "y": y, "c": c, "gates": gates, "w_ih": w_ih, "w_hh": w_hh, "nb": nb,
                "seq": seq}
 
@@ -61,9 +61,8 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     nb, seq, x, y = cache["nb"], cache["seq"], cache["x"], cache["y"]
     h, i = spec.hidden_size, spec.input_size
     dz, dc = stream.scratch((nb, seq * 4 * h), WHERE), stream.scratch((nb, seq * h), WHERE)
-    for t in range(seq - 1, -1, -1):
-        step(stream, "lstm_step_back", [dy, cache["gates"], cache["c"], cache["w_hh"], dz, dc],
-              nb, seq, h, t, SHADER)
+    sequence(stream, "lstm_seq_back", [dy, cache["gates"], cache["c"], cache["w_hh"], dz, dc],
+             nb, seq, h, SHADER)
     dx = stream.scratch((nb, seq * i), WHERE)
     stream.gemm(dz, cache["w_ih"], dx, nb * seq, i, 4 * h)
     dw_ih = stream.scratch((4 * h, i), WHERE)

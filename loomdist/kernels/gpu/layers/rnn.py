@@ -1,10 +1,10 @@
 """Elman RNN layer on the GPU (rnn.wgsl): time steps on the device, exact BPTT.
 
 Same semantics as loomdist/layers/rnn.py: x (batch, seq*in) -> every h_t (batch, seq*H),
-h_0 = 0. The input projection of all steps is one tiled GEMM; each step is one dispatch with
-the recurrent product fused in; the backward runs the steps in reverse, then dx, dW_ih and
-the bias gradient come from GEMMs/reductions over all steps at once. `shifted_outer` (the
-recurrent weight gradient) serves the LSTM too.
+h_0 = 0. The input projection of all steps is one tiled GEMM; the recurrence is one dispatch
+(a workgroup per sample walks its time steps); the backward walks them in reverse the same
+way, then dx, dW_ih, dW_hh and the bias gradient come from GEMMs/reductions over all steps.
+`sequence`, `shifted_outer` and `transposed` serve the LSTM too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from loomdist.layers.rnn import sequence_length
 
 SHADER = "rnn"
 WHERE = "rnn gpu"  # names this layer in buffer-limit errors
-WG = 64  # @workgroup_size of every entry point in rnn.wgsl
+WG = 64  # @workgroup_size of the element-wise entry points in rnn.wgsl
+SEQ_WG = 256  # @workgroup_size of the sequence entry points (rnn.wgsl, lstm.wgsl)
 
 
 def shifted_outer(stream, dz: GpuArray, y: GpuArray, nb: int, seq: int, g: int,
@@ -38,11 +39,11 @@ def transposed(stream, a: GpuArray, rows: int, cols: int) -> GpuArray:
     return out
 
 
-def step(stream, entry: str, arrays: list, nb: int, seq: int, h: int, t: int,
-         shader: str = SHADER) -> None:
-    """Record time step t of `entry` (a `Step` uniform), one invocation per (sample, unit)."""
-    stream.dispatch(shader, arrays, {"nb": nb, "seq": seq, "h": h, "t": t},
-                    stream.groups(nb * h, WG), entry=entry)
+def sequence(stream, entry: str, arrays: list, nb: int, seq: int, h: int,
+             shader: str = SHADER) -> None:
+    """Record `entry` over every time step: one workgroup of SEQ_WG per sample."""
+    stream.dispatch(shader, arrays, {"nb": nb, "seq": seq, "h": h, "t": 0},
+                    stream.groups(nb * SEQ_WG, SEQ_WG), entry=entry)
 
 
 def forward(stream, spec, params: dict, x: GpuArray):
@@ -56,8 +57,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
     xw = stream.scratch((nb, seq * h), WHERE)  # x W_ih^T for every step, (batch, seq, H)
     stream.gemm(x, params["weight_ih"], xw, nb * seq, h, i, trans_b=True)
     y, w_t = stream.scratch((nb, seq * h), WHERE), transposed(stream, params["weight_hh"], h, h)
-    for t in range(seq):
-        step(stream, "rnn_step", [xw, w_t, params["bias_h"], y], nb, seq, h, t)
+    sequence(stream, "rnn_seq", [xw, w_t, params["bias_h"], y], nb, seq, h)
     return y, {"x": x, "y": y, "nb": nb, "seq": seq}
 
 
@@ -66,8 +66,7 @@ def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
     x, y, nb, seq = cache["x"], cache["y"], cache["nb"], cache["seq"]
     h, i = spec.hidden_size, spec.input_size
     dz = stream.scratch((nb, seq * h), WHERE)  # dL/d(pre-activation)
-    for t in range(seq - 1, -1, -1):
-        step(stream, "rnn_step_back", [dy, y, params["weight_hh"], dz], nb, seq, h, t)
+    sequence(stream, "rnn_seq_back", [dy, y, params["weight_hh"], dz], nb, seq, h)
     dx = stream.scratch((nb, seq * i), WHERE)
     stream.gemm(dz, params["weight_ih"], dx, nb * seq, i, h)
     dw_ih = stream.scratch((h, i), WHERE)
