@@ -163,5 +163,13 @@ def _register_training():
 _register_training()
 
 
+def _register_telemetry():
+    from .cli_telemetry import register
+    register(main, _console, _guard)
+
+
+_register_telemetry()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

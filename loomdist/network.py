@@ -59,6 +59,7 @@ class Network(Introspectable):
         self.layers: list[Layer | None] = [None] * self.total_layers
         self._tape = None
         self._activations: list[np.ndarray] = []
+        self._observers: list = []  # (observer, layer indices or None, model_id)
         self.backend, self.runner = "cpu", None  # runner: the GpuRunner on "wgpu"
         self.to(backend)
 
@@ -202,6 +203,9 @@ class Network(Introspectable):
             return y.reshape(-1) if flat else y
         walk = walk_forward(self.layers, self._as_batch(x), where=self._where)
         self._tape, self._activations = walk, walk.tensors[1:]
+        if self._observers:
+            from .tween.events import fire_forward
+            fire_forward(self, walk.tensors[2:])
         y = walk.output
         return y.reshape(-1) if flat else y
 
@@ -228,7 +232,11 @@ class Network(Introspectable):
         if dy.size != out.size:
             raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
                              f"output has {out.size}; pass dL/d(output) of the last forward")
-        dx, _ = walk_backward(self._tape, dy.reshape(out.shape).astype(out.dtype, copy=False),
+        tape = self._tape
+        if self._observers:
+            from .tween.events import observed_walk
+            tape = observed_walk(self, tape)
+        dx, _ = walk_backward(tape, dy.reshape(out.shape).astype(out.dtype, copy=False),
                               upto=upto)
         return dx.reshape(-1) if dy.ndim == 1 else dx
 
@@ -309,6 +317,22 @@ class Network(Introspectable):
         """
         from .eval import evaluate_network
         return evaluate_network(self, inputs, expected)
+
+    # ------------------------------------------------------------ telemetry
+    def blueprint(self, model_id: str = ""):
+        """LOOM's ExtractNetworkBlueprint: a tween.blueprint.ModelTelemetry."""
+        from .tween.blueprint import blueprint
+        return blueprint(self, model_id)
+
+    def attach_observer(self, observer, layers=None, model_id: str = "") -> None:
+        """Send LOOM layer events of `layers` (flat indices or (row, col, layer); None = all)
+        to `observer` (on_forward / on_backward), tagged with `model_id`."""
+        from .tween.observers import attach
+        attach(self, observer, layers, model_id)
+
+    def detach_observer(self, observer) -> None:
+        """Stop sending events to `observer` (every attachment of it)."""
+        self._observers = [w for w in self._observers if w[0] is not observer]
 
     # ---------------------------------------------------------- model files
     def save_model(self, path, model_id: str) -> None:

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "loomdist"
-ORCHESTRATION = {"actors", "driver.py", "cli.py", "cli_train.py", "schedule.py"}
+ORCHESTRATION = {"actors", "driver.py", "cli.py", "cli_train.py", "schedule.py",
+                 "cli_telemetry.py"}
 
 
 def _imports(path: Path) -> set[str]:

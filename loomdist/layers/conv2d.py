@@ -19,6 +19,8 @@ from ._common import expect_features, he, positive_int
 TYPE = "conv2d"
 WEIGHT_KEYS = ("kernel", "conv_bias")  # order inside LOOM's weight payload
 RESIDUAL = None
+LOOM_TYPE_ID = 1  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "conv2d"  # LOOM's layerTypeString (events' Stats.LayerType)
 CHUNK_BYTES = 16 << 20  # column buffer per batch chunk (at least one sample)
 
 
@@ -69,6 +71,14 @@ class Spec:
 def in_features(spec: Spec) -> int:
     """Per-sample input size this layer needs (C*H*W)."""
     return spec.input_channels * spec.input_height * spec.input_width
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    s = spec
+    return {"parameters": s.filters * s.input_channels * s.kernel_size ** 2 + s.filters,
+            "input_shape": [s.input_channels, s.input_height, s.input_width],
+            "output_shape": [s.filters, s.output_height, s.output_width]}
 
 
 def param_shapes(spec: Spec) -> dict:

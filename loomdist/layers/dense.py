@@ -13,6 +13,8 @@ from ._common import expect_features, positive_int
 TYPE = "dense"
 WEIGHT_KEYS = ("biases", "kernel")  # order inside LOOM's weight payload
 RESIDUAL = None
+LOOM_TYPE_ID = 0  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "dense"  # LOOM's layerTypeString (events' Stats.LayerType)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,12 @@ class Spec:
 def in_features(spec: Spec) -> int:
     """Per-sample input size this layer needs."""
     return spec.input_height
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    n_in, n_out = spec.input_height, spec.output_height
+    return {"parameters": n_in * n_out + n_out, "input_shape": [n_in], "output_shape": [n_out]}
 
 
 def param_shapes(spec: Spec) -> dict:

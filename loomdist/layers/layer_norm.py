@@ -15,6 +15,8 @@ from ._common import expect_features, positive_int
 TYPE = "layer_norm"
 WEIGHT_KEYS = ("gamma", "beta")  # order inside LOOM's weight payload
 RESIDUAL = "pre_add"  # LOOM adds the stored residual to the input, then stores the output
+LOOM_TYPE_ID = 6  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "layernorm"  # LOOM's layerTypeString (events' Stats.LayerType)
 DEFAULT_EPSILON = 1e-5  # LOOM's epsilon when the stored one is 0
 
 
@@ -69,6 +71,12 @@ class Spec(NormSpec):
 def in_features(spec: Spec) -> int:
     """Per-sample input size this layer needs."""
     return spec.norm_size
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    n = spec.norm_size
+    return {"parameters": 2 * n, "input_shape": [n], "output_shape": [n]}
 
 
 def param_shapes(spec: Spec) -> dict:

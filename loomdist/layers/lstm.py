@@ -16,6 +16,8 @@ GATES = ("i", "f", "g", "o")  # LOOM's gate order (kernel gradients, stacked ker
 WEIGHT_KEYS = ("weight_ii", "weight_if", "weight_ig", "weight_io", "weight_hi", "weight_hf",
                "weight_hg", "weight_ho", "bias_i", "bias_f", "bias_g", "bias_o")  # payload order
 RESIDUAL = None
+LOOM_TYPE_ID = 4  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "lstm"  # LOOM's layerTypeString (events' Stats.LayerType)
 _IH = tuple(f"weight_i{g}" for g in GATES)
 _HH = tuple(f"weight_h{g}" for g in GATES)
 _B = tuple(f"bias_{g}" for g in GATES)
@@ -43,6 +45,13 @@ class Spec:
 
 
 in_features = _rnn.in_features  # same rule: seq_length * input_size, or None
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    i, h = spec.input_size, spec.hidden_size
+    return {"parameters": 4 * (i * h + h * h + h), "input_shape": [spec.seq_length, i],
+            "output_shape": [spec.seq_length, h]}
 
 
 def param_shapes(spec: Spec) -> dict:

@@ -15,6 +15,8 @@ TYPE = "multi_head_attention"
 WEIGHT_KEYS = ("q_weights", "k_weights", "v_weights", "output_weight", "q_bias", "k_bias",
                "v_bias", "output_bias")  # order inside LOOM's weight payload
 RESIDUAL = "post_add"  # LOOM adds the stored residual to the output, then stores it
+LOOM_TYPE_ID = 2  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "attention"  # LOOM's layerTypeString (events' Stats.LayerType)
 ROPE_THETA = 1e6
 _IN = ("q_weights", "k_weights", "v_weights")
 _IN_BIAS = ("q_bias", "k_bias", "v_bias")
@@ -65,6 +67,13 @@ class Spec:
 def in_features(spec: Spec) -> int | None:
     """Per-sample input size when seq_length is set (None: any whole number of steps)."""
     return spec.seq_length * spec.d_model or None
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    d = spec.d_model  # loomdist has no GQA: NumKVHeads = 0, so LOOM's kv dim is d_model
+    shape = [spec.seq_length, d]
+    return {"parameters": 4 * d * d + 4 * d, "input_shape": shape, "output_shape": shape}
 
 
 def param_shapes(spec: Spec) -> dict:

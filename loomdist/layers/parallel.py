@@ -19,6 +19,8 @@ from ..errors import ConfigError, ModelFormatError, ShapeError
 TYPE = "parallel"
 WEIGHT_KEYS = ("branch_weights",)
 RESIDUAL = None
+LOOM_TYPE_ID = 10  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "parallel"  # LOOM's layerTypeString (events' Stats.LayerType)
 MODES = ("concat", "add", "avg", "average", "grid_scatter", "")
 
 
@@ -108,6 +110,11 @@ def in_features(spec: Spec) -> int | None:
         if n is not None:
             return n
     return None
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts: the branch specs (the blueprint sums their parameters)."""
+    return {"branches": list(spec.branches), "combine_mode": spec.combine_mode or "concat"}
 
 
 def param_shapes(spec: Spec) -> dict:

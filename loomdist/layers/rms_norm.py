@@ -13,6 +13,8 @@ from .layer_norm import NormSpec
 TYPE = "rms_norm"
 WEIGHT_KEYS = ("gamma",)  # order inside LOOM's weight payload
 RESIDUAL = "store_input"  # LOOM stores this layer's input as the residual
+LOOM_TYPE_ID = 8  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "rmsnorm"  # LOOM's layerTypeString (events' Stats.LayerType)
 DEFAULT_EPSILON = 1e-6  # LOOM's epsilon when the stored one is 0
 
 
@@ -34,6 +36,12 @@ class Spec(NormSpec):
                              f"multiple of norm_size {self.norm_size}; fix the previous "
                              f"layer's output size or this layer's norm_size")
         return in_features
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    n = spec.norm_size
+    return {"parameters": n, "input_shape": [n], "output_shape": [n]}
 
 
 def param_shapes(spec: Spec) -> dict:

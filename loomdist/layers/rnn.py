@@ -14,6 +14,8 @@ from ._common import expect_features, positive_int, xavier
 TYPE = "rnn"
 WEIGHT_KEYS = ("weight_ih", "weight_hh", "bias_h")  # order inside LOOM's weight payload
 RESIDUAL = None
+LOOM_TYPE_ID = 3  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "rnn"  # LOOM's layerTypeString (events' Stats.LayerType)
 
 
 def check_sizes(spec, where: str) -> None:
@@ -63,6 +65,13 @@ class Spec:
 def in_features(spec: Spec) -> int | None:
     """Per-sample input size when seq_length is set (None: any whole number of steps)."""
     return spec.seq_length * spec.input_size or None
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    i, h = spec.input_size, spec.hidden_size
+    return {"parameters": i * h + h * h + h, "input_shape": [spec.seq_length, i],
+            "output_shape": [spec.seq_length, h]}
 
 
 def param_shapes(spec: Spec) -> dict:

@@ -19,6 +19,8 @@ from ._softmax_spec import VARIANTS, check_spec, out_features_of
 TYPE = "softmax"
 WEIGHT_KEYS = ()
 RESIDUAL = None
+LOOM_TYPE_ID = 5  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "softmax"  # LOOM's layerTypeString (events' Stats.LayerType)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class Spec:
     @property
     def effective_temperature(self) -> float:
         return 1.0 if self.temperature == 0 else float(self.temperature)
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    return {"parameters": 0}
 
 
 def param_shapes(spec: Spec) -> dict:

@@ -15,6 +15,8 @@ TYPE = "swiglu"
 WEIGHT_KEYS = ("gate_weights", "up_weights", "down_weights", "gate_bias", "up_bias",
                "down_bias")  # order inside LOOM's weight payload
 RESIDUAL = "post_add"  # LOOM adds the stored residual to the output, then stores it
+LOOM_TYPE_ID = 9  # LOOM's LayerType enum value (events' LayerType)
+STATS_NAME = "swiglu"  # LOOM's layerTypeString (events' Stats.LayerType)
 _MATRICES = ("gate_weights", "up_weights", "down_weights")
 _BIASES = ("gate_bias", "up_bias", "down_bias")
 
@@ -46,6 +48,13 @@ class Spec:
                              f"multiple of input_height {self.input_height}; fix the previous "
                              f"layer's output size or this layer's input_height")
         return in_features
+
+
+def telemetry(spec: Spec) -> dict:
+    """LOOM's blueprint facts (ExtractNetworkBlueprint): parameter count and shapes."""
+    h, m = spec.input_height, spec.output_height
+    return {"parameters": 2 * (h * m + m) + (m * h + h), "input_shape": [h],
+            "output_shape": [h]}
 
 
 def param_shapes(spec: Spec) -> dict:

@@ -119,8 +119,11 @@ def encode_gemm(device: Device, encoder: wgpu.GPUCommandEncoder, a_buf: wgpu.GPU
     """Record C (m x n) = op(A) @ op(B) (+ C when `accumulate`) into `encoder`.
 
     Buffers hold row-major float32: A is (m, k), or (k, m) when `trans_a`; B is (k, n), or
-    (n, k) when `trans_b`; C is (m, n). With k == 0, C is cleared (C needs COPY_DST usage)
-    or, when accumulating, left as it is. `tile` overrides the automatic tile choice.
+    (n, k) when `trans_b`; C is (m, n); buffers may be larger (their start is used) and C must
+    be a different buffer from A and B (wgpu refuses a buffer bound both read-only and
+    writable). With k == 0, C is cleared (C needs COPY_DST usage) or, when accumulating, left
+    as it is. `tile` overrides the automatic tile choice. Each call makes one bind group; the
+    pipeline and the (m, n, k, accumulate) uniform are cached on `device`.
     Raises:
         ShapeError: a buffer smaller than its operand.
         ConfigError: a buffer without STORAGE usage, or a grid or tile beyond the limits.

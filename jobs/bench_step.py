@@ -1,0 +1,189 @@
+"""Step-mode benchmark: ticks/s of StepGrid (one StepCellActor per cell) vs local StepState.
+
+    python jobs/bench_step.py --quick --json bench-results/step.json
+    python jobs/bench_step.py --ticks 20000 --json bench-results/step.json   # 16-core host
+
+The network is a 2x2 grid (4 cells, so 4 actors) of `--layers-per-cell` dense width->width
+layers (leaky_relu), batch 1, LOOM-sized by default (width 32). Reported:
+
+    local_ticks_per_s       StepState.step_forward in this process (a new input every tick)
+    grid_ticks_per_s        StepGrid.run: the driver submits every actor's tick through
+                            ObjectRefs, at most `--window` ticks in flight, one wait per half
+                            window, all outputs fetched at the end
+    grid_train_ticks_per_s  StepGrid.train_tick (Step+BP: tick, backward actor to actor, SGD
+                            on every actor), waited for once at the end
+
+Without --address the script starts a local Ray with num_cpus = the visible cores and stops
+it at the end; with --address it joins that cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import ray
+
+from loomdist.actors.step import StepGrid
+from loomdist.errors import ConfigError
+from loomdist.run import build_network
+from loomdist.tween import StepState
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One run; the CLI options map 1:1 onto these fields."""
+
+    ticks: int = 5000          # timed ticks of step mode (local and grid)
+    train_ticks: int = 1000    # timed Step+BP ticks on the grid (0: skip)
+    warmup: int = 200          # untimed ticks first (actor start, JIT caches)
+    width: int = 32            # features of every dense layer
+    layers_per_cell: int = 2   # dense layers per cell (4 cells)
+    window: int = 256          # most ticks in flight on the grid
+    loom_residuals: bool = True
+    timeout_s: float = 600.0   # StepGrid's limit of every wait
+
+    def __post_init__(self):
+        for name in ("ticks", "warmup", "width", "layers_per_cell", "window"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"bench_step: {name} must be >= 1 (got "
+                                  f"{getattr(self, name)}); pass a positive value")
+        if self.train_ticks < 0:
+            raise ConfigError(f"bench_step: train_ticks must be >= 0 (got "
+                              f"{self.train_ticks}); pass 0 to skip training")
+
+
+QUICK = dict(ticks=300, train_ticks=60, warmup=30, window=64)
+
+
+def grid_network(cfg: BenchConfig):
+    """2x2 grid of dense width->width (leaky_relu) layers, seeded."""
+    layer = {"type": "dense", "activation": "leaky_relu", "input_height": cfg.width,
+             "output_height": cfg.width}
+    return build_network({"grid_rows": 2, "grid_cols": 2, "seed": 0,
+                          "layers_per_cell": cfg.layers_per_cell,
+                          "layers": [layer] * (4 * cfg.layers_per_cell)})
+
+
+def samples(cfg: BenchConfig, n: int) -> list:
+    rng = np.random.default_rng(0)
+    return list(rng.standard_normal((n, cfg.width)).astype(np.float32))
+
+
+def local_rate(net, cfg: BenchConfig) -> float:
+    state = StepState(net, cfg.loom_residuals)
+    xs = samples(cfg, cfg.ticks + cfg.warmup)
+    for x in xs[:cfg.warmup]:
+        state.set_input(x)
+        state.step_forward()
+    t0 = time.perf_counter()
+    for x in xs[cfg.warmup:]:
+        state.set_input(x)
+        state.step_forward()
+    return cfg.ticks / (time.perf_counter() - t0)
+
+
+def grid_rates(net, cfg: BenchConfig) -> dict:
+    grid = StepGrid(net, loom_residuals=cfg.loom_residuals, timeout_s=cfg.timeout_s)
+    try:
+        grid.run(samples(cfg, cfg.warmup), window=cfg.window)
+        xs = samples(cfg, cfg.ticks)
+        t0 = time.perf_counter()
+        outs = grid.run(xs, window=cfg.window)
+        rate = len(outs) / (time.perf_counter() - t0)
+        out = {"actors": len(grid.actors), "grid_ticks_per_s": rate}
+        if cfg.train_ticks:
+            out["grid_train_ticks_per_s"] = _train_rate(grid, cfg)
+        return out
+    finally:
+        grid.shutdown()
+
+
+def _train_rate(grid, cfg: BenchConfig) -> float:
+    xs = samples(cfg, cfg.train_ticks)
+    target = np.zeros(cfg.width, np.float32)
+    t0 = time.perf_counter()
+    refs = [grid.train_tick(x, target, 1e-4) for x in xs]
+    grid.transport.get(refs, "bench_step train ticks")
+    grid.sync()
+    return cfg.train_ticks / (time.perf_counter() - t0)
+
+
+def run(cfg: BenchConfig, log=print) -> dict:
+    """Local and grid rates on the connected Ray; returns the JSON-ready report."""
+    net = grid_network(cfg)
+    report = {"machine": machine_info(), "config": asdict(cfg),
+              "layers": net.total_layers, "local_ticks_per_s": local_rate(net, cfg)}
+    log(f"local StepState: {report['local_ticks_per_s']:.0f} ticks/s")
+    report.update(grid_rates(net, cfg))
+    log(f"StepGrid ({report['actors']} actors): {report['grid_ticks_per_s']:.0f} ticks/s"
+        + (f", Step+BP {report['grid_train_ticks_per_s']:.0f} ticks/s"
+           if "grid_train_ticks_per_s" in report else ""))
+    return report
+
+
+def machine_info() -> dict:
+    return {"cores": len(os.sched_getaffinity(0)), "ray_cpus": ray.cluster_resources().get("CPU"),
+            "ray_version": ray.__version__, "numpy_version": np.__version__,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+OPTIONS = (("ticks", int, "timed ticks"), ("train_ticks", int, "timed Step+BP ticks, 0 skips"),
+           ("warmup", int, "untimed ticks first"), ("width", int, "features of every layer"),
+           ("layers_per_cell", int, "dense layers per cell"),
+           ("window", int, "most ticks in flight"),
+           ("timeout_s", float, "limit of every wait for actors"))
+
+
+def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="300 ticks, 60 Step+BP ticks")
+    for name, kind, text in OPTIONS:
+        ap.add_argument("--" + name.replace("_", "-"), type=kind,
+                        help=f"{text} (default {BenchConfig.__dataclass_fields__[name].default})")
+    ap.add_argument("--engine-residuals", action="store_true",
+                    help="loom_residuals=False (the engine's cross-layer residual)")
+    ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
+    ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
+    ap.add_argument("--json", help="write the report here")
+    args = ap.parse_args(argv)
+    given = {k: v for k, v in vars(args).items()
+             if v is not None and k in BenchConfig.__dataclass_fields__}
+    given["loom_residuals"] = not args.engine_residuals
+    try:
+        return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
+    except ConfigError as e:
+        ap.error(str(e))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg, args = parse_args(sys.argv[1:] if argv is None else argv)
+    started = not ray.is_initialized()
+    if started and args.address:
+        ray.init(address=args.address, log_to_driver=False)
+    elif started:
+        ray.init(address="local", num_cpus=args.num_cpus or len(os.sched_getaffinity(0)),
+                 include_dashboard=False, log_to_driver=False)
+    try:
+        report = run(cfg, log=lambda s: print(s, flush=True))
+    finally:
+        if started:
+            ray.shutdown()
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""Step mode, neural tweening and telemetry (pure math plane: no ray, no click)."""
+
+from .blueprint import LayerTelemetry, ModelTelemetry, blueprint
+from .events import LayerEvent, LayerStats, compute_stats
+from .observers import (
+    ChannelObserver,
+    ConsoleObserver,
+    HTTPObserver,
+    LayerObserver,
+    RecordingObserver,
+)
+from .recorder import ActivityRecorder, read_recording, replay
+from .step import StepState, TargetDelay
+
+__all__ = [
+    "StepState", "TargetDelay",
+    # telemetry
+    "blueprint", "ModelTelemetry", "LayerTelemetry", "LayerEvent", "LayerStats",
+    "compute_stats", "LayerObserver", "ConsoleObserver", "RecordingObserver",
+    "ChannelObserver", "HTTPObserver", "ActivityRecorder", "read_recording", "replay",
+]
