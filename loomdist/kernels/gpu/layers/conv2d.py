@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
+from loomdist.kernels.gpu.stream import Stream
 
 SHADER = "conv2d"
 WHERE = "conv2d gpu"  # names this layer in buffer-limit errors
@@ -28,7 +29,7 @@ def _run(stream, entry: str, arrays: list, geo: dict, items: int) -> None:
     stream.dispatch(SHADER, arrays, geo, stream.groups(items, WG), entry=entry)
 
 
-def forward(stream, spec, params: dict, x: GpuArray):
+def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     """x: (batch, C*H*W) NCHW per sample -> (y (batch, F*oh*ow) NCHW, cache).
 
     Raises:
@@ -50,7 +51,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
     return y, {"cols": cols, "z": z, "y": y, "n": n}
 
 
-def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
     """dy: (batch, F*oh*ow) -> (dx (batch, C*H*W), {kernel (F, C, k, k), conv_bias (F,)})."""
     n, cols = cache["n"], cache["cols"]
     geo = _geo(spec, n)

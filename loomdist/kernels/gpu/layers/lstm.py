@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
+from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers.lstm import _B, _HH, _IH, WEIGHT_KEYS
 from loomdist.layers.rnn import sequence_length
 
@@ -37,7 +38,7 @@ def _split(stream, stacked: GpuArray, keys: tuple, shape: tuple, grads: dict) ->
         stream.copy(stacked, grads[k], block, n * block, 0)
 
 
-def forward(stream, spec, params: dict, x: GpuArray):
+def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     """x: (batch, seq*input_size) -> (y (batch, seq*hidden_size), cache).
 
     Raises:
@@ -56,7 +57,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
                "seq": seq}
 
 
-def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
     """dy: (batch, seq*hidden_size) -> (dx (batch, seq*input_size), grads), true BPTT."""
     nb, seq, x, y = cache["nb"], cache["seq"], cache["x"], cache["y"]
     h, i = spec.hidden_size, spec.input_size

@@ -17,6 +17,7 @@ import numpy as np
 from loomdist.kernels.cpu.attention import rope_tables
 from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
+from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers.multi_head_attention import ROPE_THETA, WEIGHT_KEYS
 
 SHADER = "multi_head_attention"
@@ -78,7 +79,7 @@ def _bgemm(stream, a, a_layout, b, b_layout, g: _Geo, mode: int, scores: bool) -
     return out
 
 
-def forward(stream, spec, params: dict, x: GpuArray):
+def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     """x: (batch, seq*d_model) -> (y of the same shape, cache); no activation, no residual.
 
     Raises:
@@ -102,7 +103,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
     return y, {"x": x, "qkv": qkv, "p": p, "ctx": ctx, "table": table, "geo": g}
 
 
-def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
     """dy: (batch, seq*d_model) -> (dx, grads for all eight parameters), true gradients."""
     g, (q, k, v), p = cache["geo"], cache["qkv"], cache["p"]
     grads = {"output_weight": stream.scratch((g.d, g.d), WHERE),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
+from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers.rnn import sequence_length
 
 SHADER = "rnn"
@@ -46,7 +47,7 @@ def sequence(stream, entry: str, arrays: list, nb: int, seq: int, h: int,
                     stream.groups(nb * SEQ_WG, SEQ_WG), entry=entry)
 
 
-def forward(stream, spec, params: dict, x: GpuArray):
+def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     """x: (batch, seq*input_size) -> (y (batch, seq*hidden_size), cache).
 
     Raises:
@@ -61,7 +62,7 @@ def forward(stream, spec, params: dict, x: GpuArray):
     return y, {"x": x, "y": y, "nb": nb, "seq": seq}
 
 
-def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
     """dy: (batch, seq*hidden_size) -> (dx (batch, seq*input_size), grads), true BPTT."""
     x, y, nb, seq = cache["x"], cache["y"], cache["nb"], cache["seq"]
     h, i = spec.hidden_size, spec.input_size

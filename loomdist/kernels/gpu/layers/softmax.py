@@ -1,9 +1,10 @@
 """Softmax layer on the GPU: LOOM's 10 variants (softmax.wgsl), forward and true JVPs.
 
-Same semantics as loomdist/layers/_softmax_math.py, per sample row of x (batch, n), one
-invocation per row. The small tables a spec fixes (mask, cluster ids, mixture weights) are
-uploaded with the call; gumbel noise is drawn on the host from the same generator the CPU
-layer uses, so a seeded layer gives the same output on both backends.
+Same semantics as loomdist/layers/_softmax_math.py, per sample row of x (batch, n): one
+workgroup per row (adaptive and mixture: one invocation per row). The small tables a spec
+fixes (mask, cluster ids, mixture weights) are uploaded with the call; gumbel noise is drawn
+on the host from the same generator the CPU layer uses, so a seeded layer gives the same
+output on both backends.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from loomdist.kernels.gpu.array import GpuArray
+from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers import _softmax_math as sm
 
 SHADER = "softmax"
@@ -189,7 +191,7 @@ BACKWARD = {"softmax": _softmax_bwd, "masked": _masked_bwd, "sparse": _sparse_bw
             "entmax": _entmax_bwd, "adaptive": _adaptive_bwd, "mixture": _mixture_bwd}
 
 
-def forward(stream, spec, params: dict, x: GpuArray):
+def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     """x: (batch, n) logits -> (probabilities (batch, out_features), cache); no parameters.
 
     Raises:
@@ -199,6 +201,6 @@ def forward(stream, spec, params: dict, x: GpuArray):
     return FORWARD[spec.variant](stream, spec, x)
 
 
-def backward(stream, spec, params: dict, cache: dict, dy: GpuArray):
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
     """True Jacobian-vector product of the variant's forward -> (dx (batch, n), {})."""
     return BACKWARD[cache["op"]](stream, cache, dy), {}
