@@ -200,6 +200,9 @@ class Network(Introspectable):
         flat = np.ndim(x) == 1
         if self.runner is not None:
             y = self.runner.forward(self._as_batch(x))
+            if self._observers:  # one extra readback, only when someone listens
+                from .tween.events import fire_forward
+                fire_forward(self, self.runner.activations()[1:])
             return y.reshape(-1) if flat else y
         walk = walk_forward(self.layers, self._as_batch(x), where=self._where)
         self._tape, self._activations = walk, walk.tensors[1:]
@@ -223,6 +226,10 @@ class Network(Introspectable):
         from .engine import walk_backward
         if self.runner is not None:
             dx = self.runner.backward(np.asarray(dy, np.float32), skip_last)
+            if self._observers:
+                from .tween.events import fire_backward
+                for i, layer_dx in self.runner.layer_input_grads():
+                    fire_backward(self, i, layer_dx)
             return dx.reshape(-1) if np.ndim(dy) == 1 else dx
         if self._tape is None:
             raise ConfigError("Network.backward: no forward pass recorded; call forward first")

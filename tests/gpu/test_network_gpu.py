@@ -158,3 +158,73 @@ def test_fused_softmax_cross_entropy_step_matches_cpu(variant):
         results.append(([train_step(net, opt, cfg, x, t, 0.01) for _ in range(2)], net))
     np.testing.assert_allclose(np.array(results[1][0]), np.array(results[0][0]), rtol=RTOL)
     _assert_same_weights(results[0][1], results[1][1])
+
+
+class _Events:
+    def __init__(self):
+        self.events = []
+
+    def on_forward(self, e):
+        self.events.append(e)
+
+    def on_backward(self, e):
+        self.events.append(e)
+
+
+def test_layer_observers_see_the_cpu_events_on_the_gpu():
+    from loomdist.tween.observers import attach
+    x, _ = batch(1)
+    dy = np.ones((4, 3), np.float32)
+    seen = []
+    for backend in ("cpu", "gpu"):
+        net, obs = mixed_network(backend), _Events()
+        attach(net, obs)
+        net.forward(x)
+        net.backward(dy)
+        seen.append(obs.events)
+    cpu, gpu = seen
+    assert [(e.type, e.layer_idx) for e in gpu] == [(e.type, e.layer_idx) for e in cpu]
+    for a, b in zip(cpu, gpu):
+        np.testing.assert_allclose(b.output, a.output, rtol=RTOL, atol=ATOL)
+
+
+def test_in_place_parameter_edits_reach_the_device():
+    cpu, gpu = mixed_network("cpu"), mixed_network("gpu")
+    for net in (cpu, gpu):
+        net.param((0, 0, 0, "kernel"))[...] *= 2  # LOOM users edit the live view
+    x, _ = batch()
+    np.testing.assert_allclose(gpu.forward(x), cpu.forward(x), rtol=RTOL, atol=ATOL)
+
+
+def test_parameter_references_stay_current_after_a_step():
+    net = mixed_network("gpu")
+    kernel = net.param((0, 0, 0, "kernel"))
+    before = kernel.copy()
+    cfg = TrainingConfig(optimizer="sgd")
+    train_step(net, Optimizer(cfg.optim_config()), cfg, *batch(), 0.1)
+    assert net.param((0, 0, 0, "kernel")) is kernel
+    assert not np.array_equal(kernel, before)
+
+
+def test_trainer_checkpoint_and_resume_on_the_gpu_match_the_cpu(tmp_path):
+    from loomdist.train import Trainer
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    t = rng.standard_normal((8, 3)).astype(np.float32)
+    cfg = dict(optimizer="adam", batch_size=4, shuffle=False, learning_rate=0.01)
+    ref = mixed_network("cpu")
+    Trainer(ref, TrainingConfig(epochs=2, **cfg)).fit(x, t)
+    Trainer(mixed_network("gpu"), TrainingConfig(epochs=1, **cfg), tmp_path).fit(x, t)
+    resumed = mixed_network("gpu")  # fresh weights: the checkpoint must overwrite them
+    Trainer(resumed, TrainingConfig(epochs=2, **cfg), tmp_path).fit(x, t, resume=True)
+    _assert_same_weights(ref, resumed)
+
+
+def test_a_float64_network_moves_to_the_gpu_as_float32():
+    net = mixed_network("cpu").astype(np.float64)
+    net.to("gpu")
+    assert net.dtype == np.float32
+    assert all(a.dtype == np.float32 for _, a in net.parameters())
+    ref = mixed_network("cpu")
+    x, _ = batch()
+    np.testing.assert_allclose(net.forward(x), ref.forward(x), rtol=RTOL, atol=ATOL)

@@ -58,12 +58,16 @@ def test_training_steps_reuse_the_train_arena():
     from loomdist.optim import Optimizer
     from loomdist.train import train_step
     from loomdist.train_config import TrainingConfig
-    cfg = TrainingConfig(optimizer="sgd")
+    cfg = TrainingConfig(optimizer="adam")
     opt = Optimizer(cfg.optim_config())
     train_step(net, opt, cfg, *batch(), 0.01)
-    buffers = [a.buffer for a in net.runner.arena("train").buffers]
-    train_step(net, opt, cfg, *batch(), 0.01)
-    assert [a.buffer for a in net.runner.arena("train").buffers] == buffers
+    arena = net.runner.arena("train")
+    buffers = [a.buffer for a in arena.buffers]
+    train_step(net, opt, cfg, *batch(), 0.02)
+    groups = len(arena.groups)
+    train_step(net, opt, cfg, *batch(), 0.03)  # new lr and t: no new bind group either
+    assert [a.buffer for a in arena.buffers] == buffers
+    assert len(arena.groups) == groups
 
 
 def test_gemm_rejects_operands_smaller_than_the_product():

@@ -23,6 +23,7 @@ def time_network(net, x: np.ndarray, median_ms, repeats: int, warmup: int):
     """(first_call_ms, forward_ms, fwd_bwd_ms) of `net` (already on the GPU) on x."""
     import time
     runner = net.runner
+    runner.push()
     xg = to_gpu(x, runner.device, "bench x")
     start = time.perf_counter()
     s = Stream(runner.device)

@@ -3,7 +3,7 @@
     opt = GpuOptimizer(cfg)                    cfg: loomdist.optim.OptimConfig
     opt.step(stream, params, grads, lr, t)     params: [(key, GpuArray)], grads: {key: GpuArray}
     clip_global_norm(stream, grads, max_norm) -> GpuArray (1,): sum of squares before clipping
-State (velocity, moments) stays on the device in `opt.slots[key]`; `slots_numpy()` reads it.
+State (velocity, moments) stays on the device in `opt.slots[key]` (the runner syncs it).
 """
 
 from __future__ import annotations
@@ -29,45 +29,36 @@ class GpuOptimizer:
         self.cfg = cfg
         self.slots: dict = {}
 
-    def _uniform(self, n: int, lr: float, t: int, key) -> dict:
+    def _uniform(self, n: int, key) -> dict:
+        """optim.wgsl's Opt struct (field order matters); the same every step."""
         c = self.cfg
-        f32 = {"lr": lr, "momentum": c.momentum, "one_minus_damp": 1 - c.dampening,
-               "beta1": c.beta1, "one_minus_b1": 1 - c.beta1, "beta2": c.beta2,
-               "one_minus_b2": 1 - c.beta2, "bc1": 1 - c.beta1 ** t, "bc2": 1 - c.beta2 ** t,
-               "eps": c.epsilon, "weight_decay": c.weight_decay, "alpha": c.alpha,
-               "one_minus_alpha": 1 - c.alpha, "rms_momentum": c.rms_momentum}
-        f = {k: _f32(v) for k, v in f32.items()}
-        # Field order of optim.wgsl's Opt struct.
-        return {"n": n, "lr": f["lr"], "momentum": f["momentum"],
-                "one_minus_damp": f["one_minus_damp"], "nesterov": int(c.nesterov),
-                **{k: f[k] for k in ("beta1", "one_minus_b1", "beta2", "one_minus_b2", "bc1",
-                                     "bc2", "eps", "weight_decay")},
+        f = {k: _f32(v) for k, v in (
+            ("momentum", c.momentum), ("one_minus_damp", 1 - c.dampening),
+            ("beta1", c.beta1), ("one_minus_b1", 1 - c.beta1), ("beta2", c.beta2),
+            ("one_minus_b2", 1 - c.beta2), ("eps", c.epsilon),
+            ("weight_decay", c.weight_decay))}
+        return {"n": n, "momentum": f["momentum"], "one_minus_damp": f["one_minus_damp"],
+                "nesterov": int(c.nesterov),
+                **{k: f[k] for k in ("beta1", "one_minus_b1", "beta2", "one_minus_b2", "eps",
+                                     "weight_decay")},
                 "decoupled": int(c.name == "adamw"), "decays": int(decays(key)),
-                **{k: f[k] for k in ("alpha", "one_minus_alpha", "rms_momentum")}}
+                "alpha": _f32(c.alpha), "one_minus_alpha": _f32(1 - c.alpha),
+                "rms_momentum": _f32(c.rms_momentum)}
 
     def step(self, s: Stream, params, grads: dict, lr: float, t: int) -> None:
         """Record one update of every (key, w) in `params` that has a gradient; t >= 1."""
-        name = self.cfg.name
+        c, name = self.cfg, self.cfg.name
         entry = "adam" if name == "adamw" else name
+        step_k = s.upload(np.array([lr, 1 - c.beta1 ** t, 1 - c.beta2 ** t], np.float32),
+                          "optimizer step constants")
         for key, w in params:
             g = grads.get(key)
             if g is None or w.size == 0:
                 continue
             if key not in self.slots:
                 self.slots[key] = [zeros(w.shape, s.device) for _ in range(SLOTS[name])]
-            s.dispatch(SHADER, [w, g, *self.slots[key]], self._uniform(w.size, lr, t, key),
+            s.dispatch(SHADER, [w, g, *self.slots[key], step_k], self._uniform(w.size, key),
                        s.groups(w.size), entry=entry)
-
-    def slots_numpy(self, s: Stream) -> dict:
-        """{key: [state arrays]} read back (one readback)."""
-        keys = list(self.slots)
-        flat = s.read(*[a for k in keys for a in self.slots[k]])
-        out, at = {}, 0
-        for k in keys:
-            n = len(self.slots[k])
-            out[k], at = flat[at:at + n], at + n
-        return out
-
 
 def clip_global_norm(s: Stream, grads: list, max_norm: float) -> GpuArray:
     """Scale `grads` (in place) so their global L2 norm is <= max_norm (<= 0: no clipping).

@@ -1,11 +1,13 @@
 // Optimizer updates with loomdist/optim.py's formulas (LOOM's optimizer.go), in place on W.
 // Host-side constants (1 - beta, bias corrections 1 - beta^t) arrive as f32, as numpy casts
-// Python floats to the array dtype. clip_scale applies clip_global_norm's scale from the sum
+// Python floats to the array dtype. What changes every step (lr, 1 - beta1^t, 1 - beta2^t)
+// sits in the small storage array K = [lr, bc1, bc2], so the uniforms (and the bind groups
+// over them) repeat from step to step. clip_scale applies clip_global_norm's scale from the sum
 // of squares that reduce.wgsl's sumsq left in S[0].
 
 struct Opt {
-    n: u32, lr: f32, momentum: f32, one_minus_damp: f32, nesterov: u32,
-    beta1: f32, one_minus_b1: f32, beta2: f32, one_minus_b2: f32, bc1: f32, bc2: f32,
+    n: u32, momentum: f32, one_minus_damp: f32, nesterov: u32,
+    beta1: f32, one_minus_b1: f32, beta2: f32, one_minus_b2: f32,
     eps: f32, weight_decay: f32, decoupled: u32, decays: u32,
     alpha: f32, one_minus_alpha: f32, rms_momentum: f32,
 }
@@ -19,15 +21,18 @@ fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> s1: array<f32>;
 @group(0) @binding(3) var<storage, read_write> s2: array<f32>;
-@group(0) @binding(4) var<uniform> p: Opt;
-@group(0) @binding(2) var<uniform> p_sgd: Opt;
-@group(0) @binding(3) var<uniform> p_mom: Opt;
+@group(0) @binding(4) var<storage, read> k: array<f32>;
+@group(0) @binding(5) var<uniform> p: Opt;
+@group(0) @binding(2) var<storage, read> k_sgd: array<f32>;
+@group(0) @binding(3) var<uniform> p_sgd: Opt;
+@group(0) @binding(3) var<storage, read> k_mom: array<f32>;
+@group(0) @binding(4) var<uniform> p_mom: Opt;
 
 @compute @workgroup_size(256)
 fn sgd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear(wg, nwg, lid);
-    if (i < p_sgd.n) { w[i] = w[i] - p_sgd.lr * g[i]; }
+    if (i < p_sgd.n) { w[i] = w[i] - k_sgd[0] * g[i]; }
 }
 
 // s1 = velocity.
@@ -41,7 +46,7 @@ fn momentum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     s1[i] = v;
     var step = v;
     if (p_mom.nesterov != 0u) { step = gi + p_mom.momentum * v; }
-    w[i] = w[i] - p_mom.lr * step;
+    w[i] = w[i] - k_mom[0] * step;
 }
 
 // s1 = first moment m, s2 = second moment v.
@@ -57,9 +62,9 @@ fn adam(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let v = s2[i] * p.beta2 + p.one_minus_b2 * gi * gi;
     s1[i] = m;
     s2[i] = v;
-    var upd = (m / p.bc1) / (sqrt(v / p.bc2) + p.eps);
+    var upd = (m / k[1]) / (sqrt(v / k[2]) + p.eps);
     if (p.decoupled != 0u && p.decays != 0u) { upd = upd + p.weight_decay * wi; }
-    w[i] = wi - p.lr * upd;
+    w[i] = wi - k[0] * upd;
 }
 
 // s1 = running mean square, s2 = momentum buffer.
@@ -76,7 +81,7 @@ fn rmsprop(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         step = s2[i] * p.rms_momentum + step;
         s2[i] = step;
     }
-    w[i] = w[i] - p.lr * step;
+    w[i] = w[i] - k[0] * step;
 }
 
 @group(0) @binding(0) var<storage, read_write> gc: array<f32>;

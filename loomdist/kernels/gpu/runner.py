@@ -1,10 +1,11 @@
 """Runs a Network on the GPU: weights uploaded once, every pass recorded into one Stream.
 
 `GpuRunner(net)` replaces each grid slot by a `GpuLayer` whose `params` / `grads` are host
-caches of the device arrays, filled lazily (one readback for the whole network) the first
-time anything reads them after the device changed. Assigning `slot.params` or `slot.grads`
-uploads the new values; editing a returned array in place does not (set_layer, or move the
-network to the CPU, to edit weights). A training step records forward, loss, backward,
+caches of the device arrays, refreshed in place (one readback for the whole network, with the
+optimizer state into opt.state["slots"]) the first time anything reads them after the device
+changed. Assigning `slot.params` or `slot.grads` uploads the new values; parameter arrays
+handed out are written back before the next pass, so in-place edits (net.param(...)[...] = v,
+checkpoint loads) reach the device as on the CPU. A training step records forward, loss, backward,
 clipping and the optimizer update into one command encoder and reads back only the loss and
 the gradient norm. The walks mirror loomdist/engine.py (LOOM's implicit residual).
 """
@@ -28,11 +29,14 @@ class GpuLayer(Layer):
 
     def __init__(self, runner: GpuRunner, index: int, slot: Layer):
         self._runner, self._index = runner, index
-        self.spec, self._params, self._grads = slot.spec, slot.params, slot.grads
+        self.spec, self._grads = slot.spec, slot.grads
+        # float32 host caches (the same arrays when they already are: references stay live)
+        self._params = {k: np.ascontiguousarray(v, np.float32) for k, v in slot.params.items()}
 
     @property
     def params(self) -> dict:
         self._runner.pull()
+        self._runner.handed = True  # the caller may edit them in place: push before next use
         return self._params
 
     @params.setter
@@ -71,8 +75,11 @@ class GpuRunner:
         self.params: list = [{} for _ in net.layers]
         self.grads: list = [{} for _ in net.layers]
         self.tape = None
+        self._layer_dx: list = []  # (layer, dL/d(input)) of the last backward, for events
         self.stale = False  # device newer than the host caches
         self._optimizers: dict = {}
+        self._exported: dict = {}  # id(opt) -> {key: the slot list last synced with opt.state}
+        self.handed = False  # host parameter arrays handed out (maybe edited) since last push
         self._arenas: dict = {}  # dropped when a layer is placed: its bind groups hold params
         for i, slot in enumerate(net.layers):
             if slot is not None:
@@ -97,13 +104,14 @@ class GpuRunner:
 
     def release(self) -> None:
         """Give the network plain CPU layers (current values) and optimizer state back."""
+        self.stale = True  # optimizer state too, even if nothing ran since the last pull
         self.pull()
-        for opt, gopt in self._optimizers.values():
-            opt.state["slots"] = gopt.slots_numpy(Stream(self.device))
         self.net.layers = [None if s is None else s.host() for s in self.net.layers]
 
     def pull(self) -> None:
-        """Refresh every GpuLayer's host caches from the device (one readback)."""
+        """Refresh the host caches (every GpuLayer's params and grads, and the state of each
+        optimizer trained here, into opt.state["slots"]) from the device: one readback. Host
+        arrays are updated in place, so references handed out earlier stay current."""
         if not self.stale:
             return
         self.stale = False
@@ -111,17 +119,48 @@ class GpuRunner:
                 for part, store in (("p", self.params), ("g", self.grads))
                 for name in store[i]]
         arrays = [(self.params if p == "p" else self.grads)[i][n] for i, p, n in keys]
-        values = Stream(self.device).read(*arrays) if arrays else []
-        for slot in self.net.layers:
-            if slot is not None:
-                slot._params, slot._grads = {}, {}
+        slots = [(opt, k, a) for opt, gopt in self._optimizers.values()
+                 for k, a in gopt.slots.items()]
+        values = Stream(self.device).read(*arrays, *[x for _, _, a in slots for x in a])
+        fresh = {i: ({}, {}) for i, slot in enumerate(self.net.layers) if slot is not None}
         for (i, part, name), v in zip(keys, values):
             slot = self.net.layers[i]
-            (slot._params if part == "p" else slot._grads)[name] = v
+            old = slot._params if part == "p" else slot._grads
+            fresh[i][part == "g"][name] = _in_place(old.get(name), v)
+        for i, (params, grads) in fresh.items():
+            self.net.layers[i]._params, self.net.layers[i]._grads = params, grads
+        self._pull_slots(slots, values[len(keys):])
+
+    def _pull_slots(self, slots: list, values: list) -> None:
+        at = 0
+        for opt, key, arrays in slots:
+            old = opt.state["slots"].get(key) or [None] * len(arrays)
+            fresh = [_in_place(o, v) for o, v in zip(old, values[at:at + len(arrays)])]
+            at += len(arrays)
+            if opt.state["slots"].get(key) is not None:
+                opt.state["slots"][key][:] = fresh
+            else:
+                opt.state["slots"][key] = fresh
+            self._exported[id(opt)][key] = opt.state["slots"][key]
+
+    def push(self) -> None:
+        """Write host parameter caches handed out since the last pass back to the device
+        (into the same buffers, so cached bind groups stay valid)."""
+        if not self.handed:
+            return
+        self.handed = False
+        for i, slot in enumerate(self.net.layers):
+            if slot is None:
+                continue
+            for name, w in slot._params.items():
+                w = np.ascontiguousarray(w, dtype=np.float32)
+                if w.size:
+                    self.device.raw.queue.write_buffer(self.params[i][name].buffer, 0, w)
 
     # ------------------------------------------------------------ passes
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (batch, features) -> the output (batch, out); one readback."""
+        self.push()
         s = Stream(self.device)
         (y,) = s.read(self.record_forward(s, to_gpu(x, self.device, "Network.forward x")))
         return y
@@ -135,6 +174,7 @@ class GpuRunner:
         if dy.size != out.size:
             raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
                              f"output has {out.size}; pass dL/d(output) of the last forward")
+        self.push()
         s = Stream(self.device)
         dx = self.record_backward(s, to_gpu(dy.reshape(out.shape), self.device),
                                   len(tape) - 1 if skip_last else None)
@@ -147,6 +187,13 @@ class GpuRunner:
             raise ConfigError("Network.activations: no forward pass recorded; call forward")
         tensors = self.tape[1][1:]
         return Stream(self.device).read(*[tensors[i] for i in indices or range(len(tensors))])
+
+    def layer_input_grads(self) -> list:
+        """[(layer index, dL/d(its input))] of the last backward, in backward order (one
+        readback; for LOOM's backward events)."""
+        pairs = self._layer_dx
+        values = Stream(self.device).read(*[dx for _, dx in pairs]) if pairs else []
+        return [(i, v) for (i, _), v in zip(pairs, values)]
 
     def record_forward(self, s: Stream, x: GpuArray) -> GpuArray:
         """Record the forward walk; keeps (tape, tensors) for backward."""
@@ -178,6 +225,7 @@ class GpuRunner:
         """Record backward from dL/d(output) (or of layer upto-1's output); returns dx."""
         tape, tensors = self.tape
         tape = tape if upto is None else tape[:upto]
+        self._layer_dx = []
         grads: list = [None] * (len(tape) + 2)
         grads[-1] = dy
         for k in range(len(tape) - 1, -1, -1):
@@ -190,6 +238,7 @@ class GpuRunner:
             spec = self.net.layers[i].spec
             module = registry.gpu_module(spec.kind)
             dx, g = module.backward(s, spec, self.params[i], cache, gy)
+            self._layer_dx.append((i, dx))
             self._add_grads(s, i, g)
             if mode == "pre_add" and residual is not None:
                 _accumulate(s, grads, residual, dx)
@@ -206,6 +255,7 @@ class GpuRunner:
     def train_step(self, opt, cfg, x, target, lr: float) -> tuple[float, float]:
         """loomdist.train.train_step on the device: one submit, one readback (loss, norm)."""
         from loomdist.train import fused_softmax
+        self.push()
         s = Stream(self.device, self.arena("train"))
         out = self.record_forward(s, s.upload(self.net._as_batch(x), "train x"))
         fused = fused_softmax(self.net, cfg)
@@ -237,13 +287,24 @@ class GpuRunner:
                 for name, a in store.items()]
 
     def _gpu_optimizer(self, opt) -> GpuOptimizer:
-        """The device twin of `opt` (its CPU state, if any, uploaded once)."""
+        """The device twin of `opt`; slot lists opt.state gained or replaced since the last
+        sync (a CPU run, a loaded checkpoint) are uploaded."""
         if id(opt) not in self._optimizers:
-            gopt = GpuOptimizer(opt.cfg)
-            gopt.slots = {k: [to_gpu(a, self.device) for a in v]
-                          for k, v in opt.state["slots"].items()}
-            self._optimizers[id(opt)] = (opt, gopt)
-        return self._optimizers[id(opt)][1]
+            self._optimizers[id(opt)] = (opt, GpuOptimizer(opt.cfg))
+            self._exported[id(opt)] = {}
+        gopt, exported = self._optimizers[id(opt)][1], self._exported[id(opt)]
+        for key, arrays in opt.state["slots"].items():
+            if exported.get(key) is not arrays:
+                gopt.slots[key] = [to_gpu(a, self.device, f"optimizer {key}") for a in arrays]
+                exported[key] = arrays
+        return gopt
+
+def _in_place(old, new: np.ndarray) -> np.ndarray:
+    """`new`'s values in `old` when it is a writable array of the same shape, else `new`."""
+    if isinstance(old, np.ndarray) and old.shape == new.shape and old.flags.writeable:
+        np.copyto(old, new)
+        return old
+    return new
 
 
 def _accumulate(s: Stream, grads: list, k: int, g: GpuArray) -> None:
