@@ -1,18 +1,24 @@
 """Pipeline benchmark: a stages x micro-batches sweep of DistributedTrainer on Ray.
 
     python jobs/bench_pipeline.py --quick --json bench-results/pipeline.json
-    python jobs/bench_pipeline.py --stages 1,4 --micro 16 --width 512
+    python jobs/bench_pipeline.py --stages 1,4 --micro 16 --width 512 --no-defer
 
 A compute-heavy grid (`--cells` cells of `--layers-per-cell` dense width->width layers, MSE
 loss, SGD) is trained for a few steps on random data for every (K stages, M micro-batches) of
-the sweep, plus one unsplit actor (K=1, M=1) as the baseline. Per point it reports:
+the sweep, plus one unsplit actor (K=1, M=1) as the baseline. Stages defer weight gradients
+to one GEMM per mini-batch (DistributedTrainer's defer_weight_grads) unless --no-defer.
+Both baselines are one stage actor with the same `--cpus-per-actor` as each pipeline stage
+(so a K-stage point uses K times the CPUs of its baselines). Per point it reports:
 
     samples/s      mini-batch rows / median step time
-    x1             speedup over one actor with the whole mini-batch (K=1, M=1)
-    xK1            speedup over one actor with the same M (K=1, M): the pipeline's own gain
+    x1             speedup over one actor with the whole mini-batch (K=1, M=1): what
+                   pipelining buys a user who has one actor's CPUs per stage
+    xK1            speedup over one actor with the same M (K=1, M): the pipeline's own gain,
+                   without the cost of cutting the batch into micro-batches
     ceil           the xK1 these CPUs allow: (K concurrent GEMM loops / one) x M/(M+K-1)
     bubble         idle share of the K stage actors between the first forward and the last
-                   backward of a step, from Ray's task events (ray.timeline), next to
+                   weight gradient (grad_sq_norm, where deferred weight GEMMs run) of a
+                   step, from Ray's task events (ray.timeline), next to
     ideal          (K-1)/(M+K-1), the fill/drain bubble of unit-time GPipe and 1F1B
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
@@ -48,7 +54,12 @@ from loomdist.plan import Plan
 from loomdist.run import build_network
 from loomdist.train_config import TrainingConfig
 
-PIPELINE_OPS = ("forward", "forward_loss", "backward")  # CellActor methods of the schedule
+# CellActor methods of the schedule, and the one per step that computes deferred weight grads
+PIPELINE_OPS = ("forward", "forward_loss", "backward")
+FLUSH_OP = "grad_sq_norm"
+DEFER = {True: "deferred (one GEMM per mini-batch)", False: "per micro-batch, accumulated"}
+BASELINES = {"x1": "one stage actor, whole mini-batch (K=1, M=1), same CPUs per actor",
+             "xK1": "one stage actor, the same M micro-batches (K=1, M), same CPUs per actor"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,7 @@ class BenchConfig:
     hops: int = 40                   # hand-offs per per-hop measurement
     scaling_s: float = 0.5           # seconds per GEMM loop of the CPU-scaling probe
     timeout_s: float = 600.0         # DistributedTrainer's limit of every wait
+    defer_weight_grads: bool = True  # weight gradients once per mini-batch (False: per micro)
 
     def __post_init__(self):
         for name in ("cells", "layers_per_cell", "width", "batch", "steps", "hops"):
@@ -127,7 +139,8 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int) -> dict:
                           batch_size=cfg.batch)
     x, target = batch_data(cfg)
     times, windows = [], []
-    with DistributedTrainer(net, tcfg, plan, cfg.schedule, m, timeout_s=cfg.timeout_s) as tr:
+    with DistributedTrainer(net, tcfg, plan, cfg.schedule, m, timeout_s=cfg.timeout_s,
+                            defer_weight_grads=cfg.defer_weight_grads) as tr:
         for _ in range(cfg.warmup):
             tr.step(x, target, tcfg.learning_rate)
         for _ in range(cfg.steps):
@@ -146,7 +159,7 @@ def measured_bubble(windows: list, k: int, m: int, wait_s: float = 8.0) -> float
     """Median over steps of 1 - busy / (K * span) of the stage actors' pipeline calls (Ray
     task events); None when the events stay incomplete (Ray may drop them under load)."""
     logging.getLogger("ray._private.state").setLevel(logging.ERROR)
-    cats = {f"task::CellActor.{op}" for op in PIPELINE_OPS}
+    cats = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         time.sleep(0.5)  # task events reach the GCS about once a second
@@ -160,7 +173,7 @@ def measured_bubble(windows: list, k: int, m: int, wait_s: float = 8.0) -> float
 def _bubble(events: list, window: tuple, k: int, m: int) -> float | None:
     t0, t1 = window  # microseconds, as the events' ts
     ev = [e for e in events if t0 <= e["ts"] and e["ts"] + e["dur"] <= t1]
-    if len(ev) != 2 * k * m or len({e["tid"] for e in ev}) != k:
+    if len(ev) != 2 * k * m + k or len({e["tid"] for e in ev}) != k:
         return None
     span = max(e["ts"] + e["dur"] for e in ev) - min(e["ts"] for e in ev)
     return 1.0 - sum(e["dur"] for e in ev) / (k * span)
@@ -239,6 +252,7 @@ def cpu_scaling(cfg: BenchConfig) -> dict:
 # ------------------------------------------------------------------ the sweep
 def run(cfg: BenchConfig, log=print) -> dict:
     """The whole sweep on the connected Ray; returns the JSON-ready report."""
+    t0 = time.perf_counter()
     net, scaling = grid_network(cfg), cpu_scaling(cfg)
     log("cpu scaling (K concurrent GEMM loops): "
         + ", ".join(f"K={k}: {v:.2f}x" for k, v in scaling.items()))
@@ -257,9 +271,10 @@ def run(cfg: BenchConfig, log=print) -> dict:
             points.append(p)
             log(_row(p))
     sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
-    return {"machine": machine_info(), "config": asdict(cfg), "baseline": base,
-            "cpu_scaling": scaling, "points": points,
-            "hops": hop_overhead(sizes, cfg.width, cfg.hops)}
+    hops = hop_overhead(sizes, cfg.width, cfg.hops)
+    return {"machine": machine_info(), "config": asdict(cfg), "baselines": BASELINES,
+            "baseline": base, "cpu_scaling": scaling, "points": points, "hops": hops,
+            "elapsed_s": time.perf_counter() - t0}
 
 
 def _add_ceiling(points: list, scaling: dict) -> None:
@@ -278,6 +293,7 @@ def machine_info() -> dict:
             "python": platform.python_version(), "platform": platform.platform(),
             "blas": [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
                      if i.get("user_api") == "blas"],
+            "loadavg": os.getloadavg(),  # other work on the machine skews every number
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -310,11 +326,15 @@ def table(report: dict) -> str:
     lines = [f"pipeline sweep: {cfg['cells']} cells x {cfg['layers_per_cell']} dense "
              f"{cfg['width']}->{cfg['width']}, batch {cfg['batch']}, {cfg['schedule']}, "
              f"{mach['cores']} cores ({mach['cpu_model']}), ray {mach['ray_version']}",
+             f"weight gradients {DEFER[bool(cfg['defer_weight_grads'])]}; "
+             f"x1 = {report['baseline']['step_ms']:.1f} ms/step "
+             f"({report['baselines']['x1']}); xK1: {report['baselines']['xK1']}",
              HEAD] + [_row(p) for p in report["points"]]
     lines += ["(* fewer CPUs than asked: K actors share the cluster)", "",
               f"{'M':>3} {'rows':>5} {'KiB':>8} {'hop ms':>8} {'put ms':>8} {'get ms':>8}"]
     lines += [f"{h['micro']:>3} {h['rows']:>5} {h['kib']:>8.1f} {h['hop_ms']:>8.3f} "
               f"{h['put_ms']:>8.3f} {h['get_ms']:>8.3f}" for h in report["hops"]]
+    lines.append(f"sweep took {report['elapsed_s']:.0f} s")
     return "\n".join(lines)
 
 
@@ -340,6 +360,9 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     for name, kind, text in OPTIONS:
         ap.add_argument("--" + name.replace("_", "-"), type=kind,
                         help=f"{text} (default {BenchConfig.__dataclass_fields__[name].default})")
+    ap.add_argument("--no-defer", dest="defer_weight_grads", action="store_false",
+                    default=None, help="weight gradients per micro-batch, accumulated "
+                    "(default: deferred to one GEMM per mini-batch)")
     ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
     ap.add_argument("--json", help="write the report here")

@@ -79,10 +79,10 @@ class BenchResult:
     extra: dict = field(default_factory=dict)
 
 
-def build_network(cfg: BenchConfig, seed: int = 0) -> Network:
+def build_network(cfg: BenchConfig, seed: int = 0, backend: str = "cpu") -> Network:
     """A 1 x 1 x `layers` grid (dense uses LOOM's 4 x 4 x 5 when layers == 80)."""
     rows, cols, lpc = (4, 4, 5) if cfg.layers == 80 else (1, 1, cfg.layers)
-    net = Network(0, rows, cols, lpc, batch_size=cfg.batch)
+    net = Network(0, rows, cols, lpc, batch_size=cfg.batch, backend=backend)
     spec = cfg.spec
     rng = np.random.default_rng(seed)
     for i in range(net.total_layers):
@@ -100,6 +100,22 @@ def median_ms(fn, repeats: int, warmup: int) -> float:
         fn()
         times.append((time.perf_counter() - t) * 1e3)
     return statistics.median(times)
+
+
+def gpu_configs(configs: list[BenchConfig]) -> list[BenchConfig]:
+    """The configs whose kind (and branches) the wgpu backend runs."""
+    from .kernels.gpu.bench import runs_on_gpu
+    return [c for c in configs if runs_on_gpu(c.spec)]
+
+
+def bench_wgpu(cfg: BenchConfig, repeats: int, warmup: int) -> BenchResult:
+    """`cfg` on the wgpu backend, device-resident (see kernels/gpu/bench.py)."""
+    from .kernels.gpu.bench import time_network
+    net = build_network(cfg, backend="wgpu")
+    x = np.random.default_rng(1).standard_normal((cfg.batch, cfg.in_features)).astype(np.float32)
+    first, fwd, both = time_network(net, x, median_ms, repeats, warmup)
+    return BenchResult(cfg.name, cfg.batch, fwd, both, first,
+                       extra={"backend": "wgpu", "adapter": net.runner.device.adapter_name})
 
 
 def bench_loomdist(cfg: BenchConfig, repeats: int, warmup: int) -> BenchResult:
@@ -121,20 +137,26 @@ def bench_loomdist(cfg: BenchConfig, repeats: int, warmup: int) -> BenchResult:
 
 
 def run(configs: list[BenchConfig], vs_torch: bool = False, repeats: int = 5, warmup: int = 2,
-        threads: int | None = None, progress=None) -> dict:
-    """Benchmark each config; returns a JSON-ready dict with environment and results."""
+        threads: int | None = None, progress=None, backend: str = "cpu") -> dict:
+    """Benchmark each config; returns a JSON-ready dict with environment and results.
+
+    backend "wgpu": only the configs the GPU runs (gpu_configs), timed on the device.
+    """
     from .bench_torch import bench_torch, has_twin
     n = set_threads(threads)
+    bench_one = bench_wgpu if backend == "wgpu" else bench_loomdist
+    configs = gpu_configs(configs) if backend == "wgpu" else configs
     # every loomdist config first, then torch: torch's OpenMP threads keep spinning after its
     # calls and would steal the cores from the next loomdist measurement
-    results = [bench_loomdist(cfg, repeats, warmup) for cfg in configs]
+    results = [bench_one(cfg, repeats, warmup) for cfg in configs]
     for cfg, r in zip(configs, results):
         if vs_torch and has_twin(cfg):
             r.torch_forward_ms, r.torch_fwd_bwd_ms = bench_torch(cfg, repeats, warmup, n)
             r.ratio_fwd_bwd = r.fwd_bwd_ms / r.torch_fwd_bwd_ms
         if progress:
             progress(r)
-    return {"benchmark": "layers", "threads": n, "repeats": repeats, "warmup": warmup,
+    return {"benchmark": "layers", "backend": backend, "threads": n, "repeats": repeats,
+            "warmup": warmup,
             "machine": platform.machine(), "processor": platform.processor(),
             "python": platform.python_version(), "numpy": np.__version__,
             "configs": [asdict(c) for c in configs], "results": [asdict(r) for r in results]}

@@ -84,7 +84,9 @@ def bench():
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(0))
 @click.option("--threads", default=None, type=click.IntRange(1),
               help="Numba/BLAS/torch threads (default: all cores).")
-def bench_layers(vs, quick, json_path, only, repeats, warmup, threads):
+@click.option("--backend", type=click.Choice(["cpu", "wgpu"]), default="cpu", show_default=True,
+              help="wgpu: time the kinds that have GPU modules on the wgpu adapter.")
+def bench_layers(vs, quick, json_path, only, repeats, warmup, threads, backend):
     """Forward and forward+backward time of each layer kind at LOOM's README configs."""
     from . import bench as B
     configs = B.readme_configs(quick)
@@ -106,7 +108,7 @@ def bench_layers(vs, quick, json_path, only, repeats, warmup, threads):
             status.update(f"done {r.name}")
             console.print(_bench_line(r), soft_wrap=True)
         report = B.run(configs, vs_torch=vs == "torch", repeats=repeats, warmup=warmup,
-                       threads=threads, progress=progress)
+                       threads=threads, progress=progress, backend=backend)
     if json_path:
         B.write_json(report, json_path)
         console.print(f"wrote {json_path}")

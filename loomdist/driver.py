@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import socket
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -55,7 +54,7 @@ from .layers import module_of
 from .plan import Plan
 from .recovery import ActorLost, Fault, fresh_state, gave_up
 from .schedule import schedule_by_name
-from .train import _result, epoch_order, fused_softmax
+from .train import fit_loop, fused_softmax
 
 SETTING = "DistributedTrainer(timeout_s=...) / --timeout-s"
 # Errors after which a restart can help (a dead actor, worker, node or object; a wait that
@@ -80,6 +79,9 @@ class DistributedTrainer:
             write checkpoint files into run_dir, so on a cluster it must be a shared path.
         max_restarts: how often fit restarts the actors after one died or timed out.
         fault: a recovery.Fault to inject (tests); its counter goes to run_dir/faults.
+        defer_weight_grads: stages compute only dL/dx per micro-batch and each weight
+            gradient once per mini-batch, with one GEMM over all micro-batches (layers whose
+            module has backward_input / weight_grads); False: per micro-batch, accumulated.
     Raises:
         ConfigError: bad plan, schedule, micro-batch count, max_restarts or fault,
             unreachable address or too few CPUs, before any actor starts.
@@ -88,8 +90,9 @@ class DistributedTrainer:
     def __init__(self, net, config, plan: Plan | None = None, schedule: str = "gpipe",
                  microbatches: int = 1, address: str | None = None, timeout_s: float = 600.0,
                  run_dir=None, on_step=None, on_epoch=None, max_restarts: int = 3,
-                 fault: Fault | None = None):
+                 fault: Fault | None = None, defer_weight_grads: bool = True):
         self.net, self.cfg, self.plan = net, config, plan or Plan.cells(net)
+        self.defer = bool(defer_weight_grads)
         self.schedule, self.micro = schedule_by_name(schedule), microbatches
         self.run_dir = Path(run_dir).resolve() if run_dir is not None else None
         self.on_step, self.on_epoch, self.step_no = on_step, on_epoch, 0
@@ -159,7 +162,7 @@ class DistributedTrainer:
                 cell = CellActor.options(num_cpus=per).remote(
                     [(i, net.coords(i), net.layers[i]) for i in idx], optim,
                     loss if s == last else None, branches, self.transport, self.fault,
-                    threads=threads)
+                    self.defer, threads=threads)
                 cells.append(cell)
                 owners.append((cell, rc))
             self.cells.append(cells)
@@ -171,7 +174,7 @@ class DistributedTrainer:
         groups = [g.tolist() for g in np.array_split(np.arange(n), self.plan.branch_groups)
                   if len(g)]
         return [(BranchActor.options(num_cpus=per).remote(
-            self.net.coords(i), self.net.layers[i], g, optim, threads=threads), g)
+            self.net.coords(i), self.net.layers[i], g, optim, self.defer, threads=threads), g)
                 for g in groups]
 
     # ------------------------------------------------------------ training
@@ -198,38 +201,17 @@ class DistributedTrainer:
                 restarts, s = restarts + 1, None
 
     def _fit(self, x, targets, s: dict):
-        """train.Trainer.fit's loop from state `s` (its trainer.json fields)."""
-        n, bs = len(x), self.cfg.batch_size
-        per_epoch = -(-n // bs)
-        sched, self.step_no = self.cfg.schedule(per_epoch), s["step"]
-        start = time.perf_counter() - s.get("elapsed", 0.0)
-        for epoch in range(s["epoch"], self.cfg.epochs):
-            order, t0 = epoch_order(n, epoch, self.cfg), time.perf_counter()
-            for b in range(s["batch"], per_epoch):
-                idx = order[b * bs:(b + 1) * bs]
-                loss, norm = self.step(x[idx], targets[idx], sched(s["step"]))
-                s.update(step=s["step"] + 1, batch=b + 1, loss_sum=s["loss_sum"] + loss,
-                         grad_norm=norm)
-                if self.on_step:
-                    self.on_step(s["step"], loss)
-                self._maybe_checkpoint(s, start, final=False)
-            self._end_epoch(s, epoch, per_epoch, sched, t0)
-        self._maybe_checkpoint(s, start, final=True)
+        """train.fit_loop from state `s` (its trainer.json fields), on the actors."""
+        self.step_no = s["step"]
+        on_epoch = None if self.on_epoch is None else self._on_epoch
+        ckpt = None if self.run_dir is None else self.checkpoint
+        result = fit_loop(self.cfg, x, targets, s, self.step, ckpt, self.on_step, on_epoch)
         self.network()
-        return _result(s["history"], time.perf_counter() - start, n * self.cfg.epochs,
-                       s["step"], s.get("metrics"))
+        return result
 
-    def _end_epoch(self, s, epoch, per_epoch, sched, t0) -> None:
-        record = {"epoch": epoch, "step": s["step"], "loss": s["loss_sum"] / per_epoch,
-                  "lr": sched(s["step"] - 1), "grad_norm": s.get("grad_norm", 0.0),
-                  "time_s": time.perf_counter() - t0}
-        if self.on_epoch:
-            self.network()
-            extra = self.on_epoch(record) or {}
-            s["metrics"] = extra.pop("_metrics", s.get("metrics"))
-            record.update(extra)
-        s["history"].append(record)
-        s.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
+    def _on_epoch(self, record: dict):
+        self.network()  # validation reads net's weights
+        return self.on_epoch(record)
 
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, float]:
         """One mini-batch: pipeline every replica, combine, clip, update. (loss, norm)."""
@@ -343,14 +325,6 @@ class DistributedTrainer:
                                  "gradients"):
             out.update(g)
         return out
-
-    def _maybe_checkpoint(self, s: dict, start: float, final: bool) -> None:
-        every = self.cfg.checkpoint_every
-        if self.run_dir is None or not (final or (every and s["step"] % every == 0)):
-            return
-        state = {k: v for k, v in s.items() if k != "metrics"}
-        state["elapsed"] = time.perf_counter() - start
-        self.checkpoint(state)
 
     def checkpoint(self, state: dict | None = None) -> Path:
         """Checkpoint in io.checkpoint's format: cells write their npz files, the driver

@@ -6,6 +6,10 @@ residual tensor its predecessor left (`residual_in`) and hands its own on (`resi
 backward returns the gradient for both the input and that incoming residual.
 
 Tensor indices inside a walk: 0 = residual_in, 1 = input, i + 2 = output of local layer i.
+
+A pipeline stage may defer weight gradients: backward then computes only dL/dx per
+micro-batch (what the previous stage waits for) and WeightGradStash computes each layer's
+weight gradients once per mini-batch, for modules that split their backward.
 """
 
 from __future__ import annotations
@@ -71,11 +75,14 @@ def walk_forward(slots, x: np.ndarray, residual_in=None, where=None) -> Walk:
     return Walk(tape, tensors, residual)
 
 
-def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | None = None):
+def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | None = None,
+                  defer=None):
     """Backpropagate through the walk; accumulates into each slot's grads.
 
     dy is dL/d(output) (or, with `upto`, dL/d(output of local layer upto-1)).
     d_residual_out: gradient arriving for the residual this walk handed on (from later stages).
+    defer: None, or a callable(slot, wcache) that keeps the weight-gradient inputs of layers
+        whose module can split its backward (see backward_layer); their grads then come later.
     Returns (dL/dx, dL/d(residual_in) or None).
     """
     tape = walk.tape if upto is None else walk.tape[:upto]
@@ -90,15 +97,65 @@ def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | N
             continue
         if entry.mode == "post_add" and entry.residual is not None:
             _accumulate(grads, entry.residual, gy)
-        dx, g = entry.slot.module.backward(entry.slot.spec, entry.slot.params, entry.cache, gy)
-        for name, value in g.items():
-            prev = entry.slot.grads.get(name)
-            entry.slot.grads[name] = value if prev is None else prev + value
+        dx = backward_layer(entry.slot, entry.cache, gy, defer)
         if entry.mode == "pre_add" and entry.residual is not None:
             _accumulate(grads, entry.residual, dx)
         _accumulate(grads, i + 1, dx)
     dx = grads[1] if grads[1] is not None else np.zeros_like(walk.tensors[1])
     return dx, grads[0]
+
+
+def backward_layer(slot, cache, dy: np.ndarray, defer=None) -> np.ndarray:
+    """One layer's backward: returns dL/dx and accumulates its gradients into slot.grads.
+
+    With `defer` (a callable(slot, wcache)) and a module that has the optional pair
+    `backward_input(spec, params, cache, dy) -> (dx, wcache)` and
+    `weight_grads(spec, params, [wcache, ...]) -> grads`, only dx is computed now and the
+    wcache goes to `defer`; WeightGradStash turns the wcaches into gradients later.
+    """
+    split = getattr(slot.module, "backward_input", None) if defer is not None else None
+    if split is None:
+        dx, g = slot.module.backward(slot.spec, slot.params, cache, dy)
+        add_grads(slot, g)
+        return dx
+    dx, wcache = split(slot.spec, slot.params, cache, dy)
+    defer(slot, wcache)
+    return dx
+
+
+def add_grads(slot, grads: dict) -> None:
+    """slot.grads += grads (a missing entry starts at the given array)."""
+    for name, value in grads.items():
+        prev = slot.grads.get(name)
+        slot.grads[name] = value if prev is None else prev + value
+
+
+class WeightGradStash:
+    """Deferred weight gradients of one mini-batch: per layer, the wcaches its
+    backward_input returned per micro-batch; `flush` turns each layer's into gradients with
+    one weight_grads call (one GEMM over all rows instead of one small GEMM and one
+    accumulation per micro-batch) and sums them in micro-batch order, whatever the
+    schedule's backward order was."""
+
+    def __init__(self):
+        self._slots: dict = {}  # id(slot) -> (slot, {micro-batch: wcache})
+
+    def defer_for(self, mb: int):
+        """The `defer` callable for backward_layer / walk_backward of micro-batch mb."""
+        def defer(slot, wcache):
+            self._slots.setdefault(id(slot), (slot, {}))[1][mb] = wcache
+        return defer
+
+    def flush(self) -> None:
+        """Accumulate every stashed layer's weight gradients into its grads; empties."""
+        slots, self._slots = self._slots, {}
+        for slot, by_mb in slots.values():
+            wcaches = [by_mb[mb] for mb in sorted(by_mb)]
+            add_grads(slot, slot.module.weight_grads(slot.spec, slot.params, wcaches))
+
+    def clear(self) -> None:
+        """Drop what was stashed (a new mini-batch begins)."""
+        self._slots = {}
 
 
 def _accumulate(grads: list, k: int, g: np.ndarray) -> None:

@@ -44,10 +44,12 @@ class Network(Introspectable):
             NewNetwork; 0 or None means "infer from the first layer / the input".
         grid_rows, grid_cols, layers_per_cell: the grid; L = rows*cols*lpc layers.
         batch_size: samples in one flat input (LOOM's BatchSize).
+        backend: "cpu", or "wgpu" (alias "gpu"): weights live on the GPU, every pass records
+            into one command encoder (see kernels/gpu/runner.py; `to` moves between them).
     """
 
     def __init__(self, input_size, grid_rows: int, grid_cols: int, layers_per_cell: int,
-                 batch_size: int = 1):
+                 batch_size: int = 1, backend: str = "cpu"):
         self.grid_rows = positive_int(grid_rows, "Network", "grid_rows")
         self.grid_cols = positive_int(grid_cols, "Network", "grid_cols")
         self.layers_per_cell = positive_int(layers_per_cell, "Network", "layers_per_cell")
@@ -58,6 +60,27 @@ class Network(Introspectable):
         self._tape = None
         self._activations: list[np.ndarray] = []
         self._observers: list = []  # (observer, layer indices or None, model_id)
+        self.backend, self.runner = "cpu", None  # runner: the GpuRunner on "wgpu"
+        self.to(backend)
+
+    def to(self, backend: str) -> Network:
+        """Move to "cpu" or "wgpu"/"gpu" (weights upload once and stay there); returns self.
+
+        Raises:
+            ConfigError: unknown backend, or no wgpu adapter.
+            UnsupportedLayerError: a layer kind has no GPU module (names kind and backend).
+        """
+        name = {"gpu": "wgpu"}.get(backend, backend)
+        if name not in ("cpu", "wgpu"):
+            raise ConfigError(f"Network.to: unknown backend {backend!r}; use 'cpu' or 'gpu'")
+        if name == "wgpu" and self.runner is None:
+            from .kernels.gpu import gpu_runner
+            self.runner = gpu_runner(self)
+        elif name == "cpu" and self.runner is not None:
+            self.runner.release()
+            self.runner = None
+        self.backend = name
+        return self
 
     # ------------------------------------------------------------------ grid
     @property
@@ -90,7 +113,8 @@ class Network(Introspectable):
         module = module_of(spec)
         if params is None:
             params = module.init(spec, as_rng(rng))
-        self.layers[i] = Layer(spec, _check_params(module, spec, params, (row, col, layer)))
+        slot = Layer(spec, _check_params(module, spec, params, (row, col, layer)))
+        self.layers[i] = slot if self.runner is None else self.runner.place(i, slot)
 
     def get_layer(self, row: int, col: int, layer: int):
         """The spec at (row, col, layer), or None when the slot is empty."""
@@ -141,6 +165,8 @@ class Network(Introspectable):
 
     @property
     def dtype(self):
+        if self.runner is not None:
+            return np.dtype(np.float32)
         for _, arr in self.parameters():
             return arr.dtype
         return np.dtype(np.float32)
@@ -172,6 +198,12 @@ class Network(Introspectable):
         """
         from .engine import walk_forward
         flat = np.ndim(x) == 1
+        if self.runner is not None:
+            y = self.runner.forward(self._as_batch(x))
+            if self._observers:  # one extra readback, only when someone listens
+                from .tween.events import fire_forward
+                fire_forward(self, self.runner.activations()[1:])
+            return y.reshape(-1) if flat else y
         walk = walk_forward(self.layers, self._as_batch(x), where=self._where)
         self._tape, self._activations = walk, walk.tensors[1:]
         if self._observers:
@@ -192,6 +224,13 @@ class Network(Introspectable):
         loss fused with a final softmax); the last layer is skipped.
         """
         from .engine import walk_backward
+        if self.runner is not None:
+            dx = self.runner.backward(np.asarray(dy, np.float32), skip_last)
+            if self._observers:
+                from .tween.events import fire_backward
+                for i, layer_dx in self.runner.layer_input_grads():
+                    fire_backward(self, i, layer_dx)
+            return dx.reshape(-1) if np.ndim(dy) == 1 else dx
         if self._tape is None:
             raise ConfigError("Network.backward: no forward pass recorded; call forward first")
         dy = np.asarray(dy)
@@ -210,10 +249,14 @@ class Network(Introspectable):
 
     def activations(self) -> list[np.ndarray]:
         """[input, output of layer 0, ...] of the last forward, each flat (LOOM's layout)."""
+        if self.runner is not None:
+            return [a.reshape(-1) for a in self.runner.activations()]
         return [a.reshape(-1) for a in self._activations]
 
     def layer_input(self, i: int) -> np.ndarray:
         """The batched input layer i received in the last forward (after residual adds)."""
+        if self.runner is not None:
+            return self.runner.activations(i)[0]
         return self._activations[i]
 
     def in_features(self) -> int | None:

@@ -29,6 +29,8 @@ def fused_softmax(net, cfg: TrainingConfig):
 
 def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
     """One update on one mini-batch. Returns (loss, gradient norm before clipping)."""
+    if getattr(net, "runner", None) is not None:  # wgpu: one submit, one readback per step
+        return net.runner.train_step(opt, cfg, x, target, lr)
     out = net.forward(x)
     fused = fused_softmax(net, cfg)
     net.zero_grad()
@@ -109,6 +111,60 @@ def epoch_order(n: int, epoch: int, cfg: TrainingConfig) -> np.ndarray:
     return np.random.default_rng([cfg.seed, epoch]).permutation(n)
 
 
+def fit_loop(cfg: TrainingConfig, x, targets, s: dict, step, checkpoint=None, on_step=None,
+             on_epoch=None) -> TrainingResult:
+    """The epoch loop Trainer and DistributedTrainer share, from state `s` (trainer.json's
+    fields: step, epoch, batch, loss_sum, history, elapsed; updated in place, so a caller
+    that restarts after an exception knows where the loop was).
+
+    Args:
+        step: step(x_batch, target_batch, lr) -> (loss, grad norm): one update.
+        checkpoint: checkpoint(state) writes one (state holds s's fields but metrics, plus
+            elapsed); called every cfg.checkpoint_every steps and at the end. None: never.
+        on_step, on_epoch: as Trainer's.
+    """
+    n, bs = len(x), cfg.batch_size
+    per_epoch = -(-n // bs)
+    sched = cfg.schedule(per_epoch)
+    start = time.perf_counter() - s.get("elapsed", 0.0)
+    for epoch in range(s["epoch"], cfg.epochs):
+        order, t0 = epoch_order(n, epoch, cfg), time.perf_counter()
+        for b in range(s["batch"], per_epoch):
+            idx = order[b * bs:(b + 1) * bs]
+            loss, norm = step(x[idx], targets[idx], sched(s["step"]))
+            s.update(step=s["step"] + 1, batch=b + 1, loss_sum=s["loss_sum"] + loss,
+                     grad_norm=norm)
+            if on_step:
+                on_step(s["step"], loss)
+            _maybe_checkpoint(cfg, checkpoint, s, start, final=False)
+        _end_epoch(s, epoch, per_epoch, sched, t0, on_epoch)
+    _maybe_checkpoint(cfg, checkpoint, s, start, final=True)
+    return _result(s["history"], time.perf_counter() - start, n * cfg.epochs, s["step"],
+                   s.get("metrics"))
+
+
+def _end_epoch(s: dict, epoch: int, per_epoch: int, sched, t0: float, on_epoch) -> None:
+    record = {"epoch": epoch, "step": s["step"], "loss": s["loss_sum"] / per_epoch,
+              "lr": sched(s["step"] - 1), "grad_norm": s.get("grad_norm", 0.0),
+              "time_s": time.perf_counter() - t0}
+    if on_epoch:
+        extra = on_epoch(record) or {}
+        s["metrics"] = extra.pop("_metrics", s.get("metrics"))
+        record.update(extra)
+    s["history"].append(record)
+    s.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
+
+
+def _maybe_checkpoint(cfg: TrainingConfig, checkpoint, s: dict, start: float,
+                      final: bool) -> None:
+    every = cfg.checkpoint_every
+    if checkpoint is None or not (final or (every and s["step"] % every == 0)):
+        return
+    state = {k: v for k, v in s.items() if k != "metrics"}
+    state["elapsed"] = time.perf_counter() - start
+    checkpoint(state)
+
+
 class Trainer:
     """Mini-batch training of a Network on arrays, with checkpoints and exact resume.
 
@@ -129,46 +185,17 @@ class Trainer:
 
     def fit(self, x: np.ndarray, targets: np.ndarray, resume: bool = False) -> TrainingResult:
         """Train on x (n, features) against targets (n, outputs); returns the result."""
-        n, bs = len(x), self.cfg.batch_size
-        per_epoch = -(-n // bs)
-        sched = self.cfg.schedule(per_epoch)
         state = self._resume_state() if resume else None
         s = state or {"step": 0, "epoch": 0, "batch": 0, "loss_sum": 0.0, "history": []}
-        start = time.perf_counter() - s.get("elapsed", 0.0)
-        for epoch in range(s["epoch"], self.cfg.epochs):
-            order, t0 = epoch_order(n, epoch, self.cfg), time.perf_counter()
-            for b in range(s["batch"], per_epoch):
-                idx = order[b * bs:(b + 1) * bs]
-                loss, norm = train_step(self.net, self.opt, self.cfg, x[idx], targets[idx],
-                                        sched(s["step"]))
-                s.update(step=s["step"] + 1, batch=b + 1, loss_sum=s["loss_sum"] + loss,
-                         grad_norm=norm)
-                if self.on_step:
-                    self.on_step(s["step"], loss)
-                self._maybe_checkpoint(s, start, final=False)
-            self._end_epoch(s, epoch, per_epoch, sched, t0)
-        self._maybe_checkpoint(s, start, final=True)
-        return _result(s["history"], time.perf_counter() - start, n * self.cfg.epochs,
-                       s["step"], s.get("metrics"))
+        return fit_loop(self.cfg, x, targets, s, self._step,
+                        self._checkpoint if self.run_dir is not None else None,
+                        self.on_step, self.on_epoch)
 
-    def _end_epoch(self, s, epoch, per_epoch, sched, t0):
-        record = {"epoch": epoch, "step": s["step"], "loss": s["loss_sum"] / per_epoch,
-                  "lr": sched(s["step"] - 1), "grad_norm": s.get("grad_norm", 0.0),
-                  "time_s": time.perf_counter() - t0}
-        if self.on_epoch:
-            extra = self.on_epoch(record) or {}
-            s["metrics"] = extra.pop("_metrics", s.get("metrics"))
-            record.update(extra)
-        s["history"].append(record)
-        s.update(epoch=epoch + 1, batch=0, loss_sum=0.0)
+    def _step(self, x, target, lr: float):
+        return train_step(self.net, self.opt, self.cfg, x, target, lr)
 
-    def _maybe_checkpoint(self, s, start, final: bool):
-        every = self.cfg.checkpoint_every
-        if self.run_dir is None or not (final or (every and s["step"] % every == 0)):
-            return
-        state = {k: v for k, v in s.items() if k != "metrics"}
-        state["elapsed"] = time.perf_counter() - start
-        save_checkpoint(self.run_dir, s["step"], self.net, self.opt, state)
+    def _checkpoint(self, state: dict) -> None:
+        save_checkpoint(self.run_dir, state["step"], self.net, self.opt, state)
 
     def _resume_state(self):
         path = latest_checkpoint(self.run_dir) if self.run_dir else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import ray
 
+from ..engine import WeightGradStash, backward_layer
 from ..layers import module_of, parallel
 from ..network import Layer
 from ..optim import Optimizer
@@ -25,10 +26,12 @@ class Branch(ParamOwner):
         slot: its Layer (spec and all branch parameters; only `indices` are kept).
         indices: branch indices this object owns.
         optim: OptimConfig for their parameters.
+        defer: defer weight gradients to one GEMM per mini-batch, as Cell's `defer`.
     """
 
-    def __init__(self, rcl, slot, indices, optim):
+    def __init__(self, rcl, slot, indices, optim, defer: bool = True):
         spec = slot.spec
+        self.wstash = WeightGradStash() if defer else None
         self.indices, self.stash = list(indices), {}
         self.owned = [((*rcl, parallel.branch_key(i, "")),
                        Layer(spec.branches[i], {k: v.copy() for k, v in
@@ -48,13 +51,10 @@ class Branch(ParamOwner):
 
     def backward(self, mb: int, dys: list) -> np.ndarray:
         """[dL/dy_i] of the owned branches -> sum_i dL/dx; accumulates branch gradients."""
-        dx = None
+        dx, defer = None, self._defer(mb)
         for (_, b), cache, dy in zip(self.owned, self.stash.pop(mb), dys):
-            d, g = module_of(b.spec).backward(b.spec, b.params, cache, dy)
+            d = backward_layer(b, cache, dy, defer)
             dx = d if dx is None else dx + d
-            for name, value in g.items():
-                prev = b.grads.get(name)
-                b.grads[name] = value if prev is None else prev + value
         return dx
 
 

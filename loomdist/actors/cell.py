@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import ray
 
-from ..engine import walk_backward, walk_forward
+from ..engine import WeightGradStash, walk_backward, walk_forward
 from ..io.checkpoint import read_cell, write_cell
 from ..layers import parallel
 from ..losses import fused_softmax_ce, loss_and_grad
@@ -31,10 +31,13 @@ class ParamOwner:
 
     self.owned: list of (key prefix (row, col, layer, name prefix), Layer) whose params and
     grads this object owns; keys are the Network's (row, col, layer, name).
+    self.wstash: the WeightGradStash of deferred weight gradients, or None (each backward
+    computes its micro-batch's weight gradients at once); flushed before gradients are read.
     """
 
     owned: list
     opt: Optimizer
+    wstash: WeightGradStash | None = None
 
     def params(self):
         for (r, c, lay, pre), slot in self.owned:
@@ -43,7 +46,16 @@ class ParamOwner:
 
     def grads(self) -> dict:
         """{key: accumulated gradient} (after an update: the averaged, clipped ones used)."""
+        self._flush()
         return self._own_grads()
+
+    def _flush(self) -> None:
+        if self.wstash is not None:
+            self.wstash.flush()
+
+    def _defer(self, mb: int):
+        """walk_backward's `defer` for micro-batch mb (None: weight gradients at once)."""
+        return None if self.wstash is None else self.wstash.defer_for(mb)
 
     def _own_grads(self) -> dict:
         return {(r, c, lay, pre + name): g for (r, c, lay, pre), slot in self.owned
@@ -55,10 +67,13 @@ class ParamOwner:
         for _, slot in self.owned:
             slot.grads = {}
         self.stash = {}
+        if self.wstash is not None:
+            self.wstash.clear()
 
     def grad_sq_norm(self, *replica_grads) -> float:
         """Sum the replicas' gradients (replica order, so every replica gets the same bits)
         into this owner's, then return their squared L2 norm."""
+        self._flush()
         if replica_grads:
             for (r, c, lay, pre), slot in self.owned:
                 keys = [(n, (r, c, lay, pre + n)) for n in slot.params]
@@ -68,6 +83,7 @@ class ParamOwner:
 
     def apply(self, lr: float, clip_scale: float = 1.0) -> None:
         """Scale gradients by clip_scale (global-norm clip), then one optimizer step."""
+        self._flush()
         if clip_scale != 1.0:
             for _, slot in self.owned:  # new arrays: a gradient may be a read-only Ray buffer
                 slot.grads = {k: g * g.dtype.type(clip_scale) for k, g in slot.grads.items()}
@@ -109,10 +125,14 @@ class Cell(ParamOwner):
             Parallel layers of this stage.
         transport: how to reach branch actors (LocalTransport when they are plain objects).
         fault: a recovery.Fault (tests: exit as a chosen step begins), or None.
+        defer: defer weight gradients to one GEMM per mini-batch (engine.WeightGradStash)
+            for layers whose module supports it; False computes them per micro-batch.
     """
 
-    def __init__(self, entries, optim, loss=None, branches=None, transport=None, fault=None):
+    def __init__(self, entries, optim, loss=None, branches=None, transport=None, fault=None,
+                 defer: bool = True):
         branches = branches or {}
+        self.wstash = WeightGradStash() if defer else None
         self.fault = fault
         self.transport = transport or LocalTransport()
         self.loss, self.pieces, self.owned, self.stash, self.seed = loss, [], [], {}, {}
@@ -171,7 +191,7 @@ class Cell(ParamOwner):
             piece, rec = self.pieces[k], records[k]
             if piece[0] == "walk":
                 upto = len(rec.tape) - 1 if fused_last and k == len(self.pieces) - 1 else None
-                dy, d_residual = walk_backward(rec, dy, d_residual, upto=upto)
+                dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb))
             else:
                 dy = self._gather_backward(piece, mb, dy, rec)
         return dy, d_residual

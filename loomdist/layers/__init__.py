@@ -2,7 +2,9 @@
 
 A layer module defines `TYPE`, a frozen `Spec` dataclass (with `kind` and
 `out_features`), `param_shapes`, `init`, `forward`, `backward`, `to_config`,
-`from_config`, `loom_gradients`, `WEIGHT_KEYS`, `RESIDUAL` and `INIT_FUNCTIONS`.
+`from_config`, `loom_gradients`, `WEIGHT_KEYS`, `RESIDUAL` and `INIT_FUNCTIONS`; optionally
+the pair `backward_input` / `weight_grads` (backward split so that pipeline stages compute
+weight gradients once per mini-batch, engine.WeightGradStash).
 Nothing outside this registry branches on layer kind.
 """
 

@@ -1,4 +1,5 @@
-"""Helpers every layer module shares: spec validation and initializers."""
+"""Helpers every layer module shares: spec validation, initializers, deferred-gradient
+plumbing."""
 
 from __future__ import annotations
 
@@ -44,3 +45,20 @@ def as_rng(rng) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
+
+
+def concat_rows(wcaches: list) -> tuple:
+    """Per position of the wcache tuples, the arrays of every micro-batch stacked along
+    rows (axis 0), in order; the arrays themselves when there is one micro-batch."""
+    if len(wcaches) == 1:
+        return tuple(wcaches[0])
+    return tuple(np.concatenate(parts) for parts in zip(*wcaches))
+
+
+def sum_in_order(arrays) -> np.ndarray:
+    """((a0 + a1) + a2) + ...: a new array, the sum per-micro-batch accumulation gives."""
+    arrays = list(arrays)
+    total = arrays[0].copy()
+    for a in arrays[1:]:
+        total += a
+    return total

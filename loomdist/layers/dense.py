@@ -8,7 +8,7 @@ import numpy as np
 
 from ..activations import check_activation
 from ..kernels.cpu import elementwise as ew
-from ._common import expect_features, positive_int
+from ._common import concat_rows, expect_features, positive_int, sum_in_order
 
 TYPE = "dense"
 WEIGHT_KEYS = ("biases", "kernel")  # order inside LOOM's weight payload
@@ -70,10 +70,25 @@ def forward(spec: Spec, params: dict, x: np.ndarray):
 
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     """dy: (batch, out) -> dx: (batch, in), grads {kernel, biases}."""
+    dx, wcache = backward_input(spec, params, cache, dy)
+    return dx, weight_grads(spec, params, [wcache])
+
+
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
+    """backward's dx alone; the weight gradients wait for weight_grads (pipeline stages
+    defer them to one GEMM per mini-batch).
+
+    Returns dx (batch, in) and wcache (x (batch, in), dz (batch, out), db (out,))."""
     x, z, y = cache
     dz, db = ew.act_backward_bias(z, y, dy, spec.activation)
-    grads = {"kernel": x.T @ dz, "biases": db}
-    return dz @ params["kernel"].T, grads
+    return dz @ params["kernel"].T, (x, dz, db)
+
+
+def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:
+    """{kernel, biases} summed over the micro-batches whose wcaches backward_input returned
+    (in order): one (in, rows) @ (rows, out) GEMM over all their rows."""
+    x, dz = concat_rows([w[:2] for w in wcaches])
+    return {"kernel": x.T @ dz, "biases": sum_in_order(w[2] for w in wcaches)}
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 from ..activations import check_activation
 from ..errors import ConfigError, ShapeError
 from ..kernels.cpu import attention as ka
-from ._common import positive_int, xavier
+from ._common import concat_rows, positive_int, xavier
 
 TYPE = "multi_head_attention"
 WEIGHT_KEYS = ("q_weights", "k_weights", "v_weights", "output_weight", "q_bias", "k_bias",
@@ -112,23 +112,36 @@ def forward(spec: Spec, params: dict, x: np.ndarray):
 
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     """dy: (batch, seq*d_model) -> dx, grads for all eight parameters (true gradients)."""
+    dx, wcache = backward_input(spec, params, cache, dy)
+    return dx, weight_grads(spec, params, [wcache])
+
+
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
+    """backward's dx alone; wcache (ctx, dy2, x2, dqkv), all (rows, .), for weight_grads."""
     x2, w_in, cos, sin, qkv, p, ctx = cache
-    t, d, nh = x2.dtype, spec.d_model, spec.num_heads
+    t, nh = x2.dtype, spec.num_heads
     nb = p.shape[0]
     dy2 = np.ascontiguousarray(dy, dtype=t).reshape(x2.shape)
-    grads = {"output_weight": ctx.T @ dy2, "output_bias": dy2.sum(axis=0)}
     dctx = dy2 @ _p(params, "output_weight", t).T  # (rows, d)
     dqkv = np.empty_like(qkv)  # (rows, 3d), filled through (b, h, s, hd) views
     ka.attention_backward(*(ka.heads_view(qkv, nb, nh, i, 3) for i in range(3)), p,
                           ka.heads_view(dctx, nb, nh),
                           *(ka.heads_view(dqkv, nb, nh, i, 3) for i in range(3)))
     ka.rope_backward(dqkv, cos, sin)
+    return (dqkv @ w_in.T).reshape(dy.shape), (ctx, dy2, x2, dqkv)
+
+
+def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:
+    """All eight gradients, summed over the micro-batches of `wcaches` (backward_input's, in
+    order): one GEMM over all their rows per projection."""
+    ctx, dy2, x2, dqkv = concat_rows(wcaches)
+    d = spec.d_model
+    grads = {"output_weight": ctx.T @ dy2, "output_bias": dy2.sum(axis=0)}
     dw_in, db_in = x2.T @ dqkv, dqkv.sum(axis=0)
     for i, (wk, bk) in enumerate(zip(_IN, _IN_BIAS)):
         grads[wk] = np.ascontiguousarray(dw_in[:, i * d:(i + 1) * d])
         grads[bk] = db_in[i * d:(i + 1) * d].copy()
-    dx = dqkv @ w_in.T
-    return dx.reshape(dy.shape), {key: grads[key] for key in WEIGHT_KEYS}
+    return {key: grads[key] for key in WEIGHT_KEYS}
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:

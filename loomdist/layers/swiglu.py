@@ -9,7 +9,7 @@ import numpy as np
 from ..activations import check_activation
 from ..errors import ShapeError
 from ..kernels.cpu import norm as kn
-from ._common import positive_int, xavier
+from ._common import concat_rows, positive_int, sum_in_order, xavier
 
 TYPE = "swiglu"
 WEIGHT_KEYS = ("gate_weights", "up_weights", "down_weights", "gate_bias", "up_bias",
@@ -90,6 +90,12 @@ def forward(spec: Spec, params: dict, x: np.ndarray):
 
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     """dy: (batch, k*hidden) -> dx, grads for all six parameters (true gradients)."""
+    dx, wcache = backward_input(spec, params, cache, dy)
+    return dx, weight_grads(spec, params, [wcache])
+
+
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
+    """backward's dx alone; wcache (x2, dgate, dup, h, dy2 (all (rows, .)), dbg, dbu)."""
     x2, a, u, h = cache
     t = x2.dtype
     G, U, D = (_p(params, k, t) for k in _MATRICES)
@@ -97,9 +103,16 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     dgate, dup, dbg, dbu = kn.glu_backward(a, u, dy2 @ D.T)
     dx = dgate @ G.T
     dx += dup @ U.T
-    grads = {"gate_weights": x2.T @ dgate, "up_weights": x2.T @ dup, "down_weights": h.T @ dy2,
-             "gate_bias": dbg, "up_bias": dbu, "down_bias": dy2.sum(axis=0)}
-    return dx.reshape(dy.shape), grads
+    return dx.reshape(dy.shape), (x2, dgate, dup, h, dy2, dbg, dbu)
+
+
+def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:
+    """All six gradients, summed over the micro-batches of `wcaches` (backward_input's, in
+    order): one GEMM over all their rows per weight matrix."""
+    x2, dgate, dup, h, dy2 = concat_rows([w[:5] for w in wcaches])
+    return {"gate_weights": x2.T @ dgate, "up_weights": x2.T @ dup, "down_weights": h.T @ dy2,
+            "gate_bias": sum_in_order(w[5] for w in wcaches),
+            "up_bias": sum_in_order(w[6] for w in wcaches), "down_bias": dy2.sum(axis=0)}
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:

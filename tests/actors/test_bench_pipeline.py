@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from loomdist.errors import ConfigError
+
 pytestmark = pytest.mark.ray
 BENCH = Path(__file__).resolve().parents[2] / "jobs" / "bench_pipeline.py"
 
@@ -40,4 +42,28 @@ def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
         assert p["bubble"] is None or 0.0 <= p["bubble"] < 1.0
     assert [h["rows"] for h in report["hops"]] == [0, 4]
     assert all(h["hop_ms"] > 0 and h["put_ms"] > 0 for h in report["hops"])
-    assert "ms/step" in bp.table(report)
+    assert set(report["baselines"]) == {"x1", "xK1"} and report["elapsed_s"] > 0
+    assert report["config"]["defer_weight_grads"] is True
+    assert "ms/step" in bp.table(report) and "weight gradients deferred" in bp.table(report)
+
+
+def test_options_map_onto_the_config(ray_session):
+    bp = _bench_module(ray_session)
+    cfg, _ = bp.parse_args(["--quick", "--no-defer", "--batch", "64"])
+    assert (cfg.stages, cfg.micro, cfg.batch, cfg.defer_weight_grads) == ((1, 2), (4, 8), 64,
+                                                                          False)
+    assert bp.parse_args([])[0] == bp.BenchConfig()
+    assert bp.BenchConfig().defer_weight_grads is True
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(width=0), "width must be >= 1"),
+    (dict(stages=(4,), cells=2), "4 stages for 2 cells"),
+    (dict(micro=(8,), batch=4), "8 micro-batches of a 4-row batch"),
+    (dict(schedule="zb"), "unknown schedule 'zb'"),
+    (dict(micro=()), "need positive values"),
+])
+def test_bad_settings_are_refused(ray_session, kw, match):
+    bp = _bench_module(ray_session)
+    with pytest.raises(ConfigError, match=match):
+        bp.BenchConfig(**kw)

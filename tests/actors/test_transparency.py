@@ -118,22 +118,26 @@ def test_fit_equals_trainer_fit_with_mse(ray_session, tmp_path):
         np.testing.assert_allclose(restored.param(k), w, **TOL, err_msg=str(k))
 
 
-def test_cell_and_branch_run_without_ray():
-    """The actor classes are plain objects too: two local stages equal the whole network."""
+@pytest.mark.parametrize("defer", [True, False])
+def test_cell_and_branch_run_without_ray(defer):
+    """The actor classes are plain objects too: two local stages, two micro-batches (weight
+    gradients deferred or not), equal the whole network."""
     net, (x, t) = mixed_net(), data(4)
     ref = copy.deepcopy(net)
     optim = CFG.optim_config()
-    branches = {PARALLEL: [(Branch(net.coords(PARALLEL), net.layers[PARALLEL], [0, 2], optim),
-                            [0, 2]),
-                           (Branch(net.coords(PARALLEL), net.layers[PARALLEL], [1], optim),
-                            [1])]}
-    first = Cell([(i, net.coords(i), net.layers[i]) for i in range(3)], optim)
+    rcl, slot = net.coords(PARALLEL), net.layers[PARALLEL]
+    branches = {PARALLEL: [(Branch(rcl, slot, [0, 2], optim, defer), [0, 2]),
+                           (Branch(rcl, slot, [1], optim, defer), [1])]}
+    first = Cell([(i, net.coords(i), net.layers[i]) for i in range(3)], optim, defer=defer)
     second = Cell([(i, net.coords(i), net.layers[i]) for i in range(3, 8)], optim,
-                  ("cross_entropy", (1.0, None)), branches)
-    y, res = first.forward(0, x)
-    second.forward_loss(0, y, res, t, 1.0)
-    dy, dres = second.backward(0)
-    first.backward(0, dy, dres)
+                  ("cross_entropy", (1.0, None)), branches, defer=defer)
+    for mb, rows in enumerate((slice(0, 3), slice(3, 4))):
+        y, res = first.forward(mb, x[rows])
+        second.forward_loss(mb, y, res, t[rows], (rows.stop - rows.start) / 4)
+    for mb in (1, 0):
+        dy, dres = second.backward(mb)
+        first.backward(mb, dy, dres)
+    assert (first.wstash is None) != defer
     train_step(ref, Optimizer(optim), CFG, x, t, 0.0)
     grads = {**first.grads(), **second.grads()}
     for h, _ in branches[PARALLEL]:

@@ -51,18 +51,28 @@ class Device:
                     "the CPU backend"
                 )
 
-    def pipeline(self, shader: str, constants: dict | None = None) -> wgpu.GPUComputePipeline:
-        """Compile `<shader>.wgsl` (entry point `main`) with override `constants`, once."""
+    def pipeline(self, shader: str, constants: dict | None = None,
+                 entry: str = "main") -> wgpu.GPUComputePipeline:
+        """Compile `<shader>.wgsl` (entry point `entry`) with override `constants`, once."""
         key = (shader, tuple(sorted((constants or {}).items())))
+        if entry != "main":
+            key += (entry,)
         if key not in self.pipelines:
             self.pipelines[key] = self.raw.create_compute_pipeline(
                 layout="auto",
                 compute={
-                    "module": self._module(shader), "entry_point": "main",
+                    "module": self._module(shader), "entry_point": entry,
                     "constants": dict(key[1]),
                 },
             )
         return self.pipelines[key]
+
+    def require_feature(self, feature: str, where: str) -> None:
+        """Raise ConfigError when the device lacks a wgpu `feature` (e.g. "shader-f16")."""
+        if feature not in self.features:
+            raise ConfigError(
+                f"{where}: the adapter {self.adapter_name} lacks the wgpu feature {feature!r} "
+                f"(it has {sorted(self.features)}); use another adapter or the CPU backend")
 
     def pipeline_from_code(self, name: str, code: str) -> wgpu.GPUComputePipeline:
         """Compile generated WGSL `code` (entry point `main`) once per unique `name`."""

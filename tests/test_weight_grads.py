@@ -1,0 +1,128 @@
+"""Deferred weight gradients (backward_input + weight_grads) equal the plain backward, for
+every case whose module has the pair; engine.WeightGradStash turns them into the same
+gradients as per-micro-batch accumulation, in micro-batch order whatever the backward order."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import loomdist
+from loomdist.engine import WeightGradStash, backward_layer, walk_backward, walk_forward
+from loomdist.layers import LAYERS, module_of
+from loomdist.network import Layer
+from tests.cases import CASES
+
+SPLIT = [c for c in CASES if hasattr(module_of(c.spec), "backward_input")]
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+def test_capability_is_a_pair_and_dense_has_it():
+    for kind, m in LAYERS.items():
+        assert hasattr(m, "backward_input") == hasattr(m, "weight_grads"), kind
+    assert {c.kind for c in SPLIT} >= {"dense"}
+
+
+def _setup(case, seed=7):
+    module = module_of(case.spec)
+    rng = np.random.default_rng(seed)
+    params = {k: v + rng.normal(0, 0.1, v.shape).astype(v.dtype)
+              for k, v in module.init(case.spec, rng).items()}
+    x = case.input()
+    y, _ = module.forward(case.spec, params, x)
+    dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32)
+    return module, params, x, dy
+
+
+@pytest.mark.parametrize("case", SPLIT, ids=lambda c: c.name)
+def test_one_micro_batch_is_bit_identical(case):
+    module, params, x, dy = _setup(case)
+    _, cache = module.forward(case.spec, params, x)
+    dx, grads = module.backward(case.spec, params, cache, dy)
+    _, cache = module.forward(case.spec, params, x)
+    dx2, wcache = module.backward_input(case.spec, params, cache, dy)
+    grads2 = module.weight_grads(case.spec, params, [wcache])
+    np.testing.assert_array_equal(dx2, dx)
+    assert set(grads2) == set(grads)
+    for k in grads:
+        np.testing.assert_array_equal(grads2[k], grads[k], err_msg=k)
+
+
+@pytest.mark.parametrize("case", SPLIT, ids=lambda c: c.name)
+def test_deferred_over_micro_batches_equals_immediate(case):
+    """Each row its own micro-batch: dx per row and the summed weight gradients match the
+    plain backward per micro-batch (accumulated) and on the whole batch."""
+    module, params, x, dy = _setup(case)
+    _, whole = module.backward(case.spec, params, module.forward(case.spec, params, x)[1], dy)
+    acc, wcaches = {}, []
+    for r in range(case.batch):
+        xr, dyr = x[r:r + 1], dy[r:r + 1]
+        dx, g = module.backward(case.spec, params, module.forward(case.spec, params, xr)[1],
+                                dyr)
+        dx2, wc = module.backward_input(case.spec, params,
+                                        module.forward(case.spec, params, xr)[1], dyr)
+        np.testing.assert_array_equal(dx2, dx)
+        wcaches.append(wc)
+        acc = {k: g[k] + acc[k] if k in acc else g[k] for k in g}
+    deferred = module.weight_grads(case.spec, params, wcaches)
+    for k in whole:
+        np.testing.assert_allclose(deferred[k], acc[k], **TOL, err_msg=k)
+        np.testing.assert_allclose(deferred[k], whole[k], **TOL, err_msg=k)
+
+
+def _net():
+    """dense, lstm (no split backward), dense: deferred and immediate layers in one walk."""
+    L = LAYERS
+    net = loomdist.Network(0, 1, 1, 3)
+    for i, s in enumerate([L["dense"].Spec(6, 9, "tanh"), L["lstm"].Spec(3, 3, 3),
+                           L["dense"].Spec(9, 4, "sigmoid")]):
+        net.set_layer(0, 0, i, s, rng=i)
+    return net
+
+
+def _micro_steps(net, x, dy, order, stash):
+    for mb in order:
+        rows = slice(2 * mb, 2 * mb + 2)
+        walk = walk_forward(net.layers, x[rows])
+        walk_backward(walk, dy[rows], defer=stash.defer_for(mb) if stash else None)
+    if stash:
+        stash.flush()
+    return {k: g.copy() for k, g in net.gradients()}
+
+
+def test_stash_equals_immediate_accumulation_in_any_backward_order():
+    rng = np.random.default_rng(0)
+    x, dy = rng.standard_normal((6, 6)).astype(np.float32), rng.standard_normal(
+        (6, 4)).astype(np.float32)
+    net = _net()
+    immediate = _micro_steps(copy.deepcopy(net), x, dy, [0, 1, 2], None)
+    forward = _micro_steps(copy.deepcopy(net), x, dy, [0, 1, 2], WeightGradStash())
+    backward = _micro_steps(copy.deepcopy(net), x, dy, [2, 0, 1], WeightGradStash())
+    assert set(forward) == set(immediate) == set(backward)
+    for k, g in immediate.items():
+        np.testing.assert_allclose(forward[k], g, **TOL, err_msg=str(k))
+        if k[2] != 1:  # the dense layers (lstm's grads accumulate in backward order)
+            np.testing.assert_array_equal(backward[k], forward[k], err_msg=str(k))
+
+
+def test_flush_adds_to_existing_grads_and_clear_drops_the_stash():
+    case = SPLIT[0]
+    module, params, x, dy = _setup(case)
+    slot = Layer(case.spec, params)
+    stash = WeightGradStash()
+    dx = backward_layer(slot, module.forward(case.spec, params, x)[1], dy, stash.defer_for(0))
+    assert slot.grads == {}
+    stash.flush()
+    once = {k: g.copy() for k, g in slot.grads.items()}
+    backward_layer(slot, module.forward(case.spec, params, x)[1], dy, stash.defer_for(0))
+    stash.clear()
+    stash.flush()
+    for k, g in once.items():
+        np.testing.assert_array_equal(slot.grads[k], g)
+    backward_layer(slot, module.forward(case.spec, params, x)[1], dy)  # no defer: at once
+    for k, g in once.items():
+        np.testing.assert_allclose(slot.grads[k], 2 * g, **TOL)
+    np.testing.assert_array_equal(dx, module.backward(case.spec, params, module.forward(
+        case.spec, params, x)[1], dy)[0])
