@@ -11,10 +11,12 @@ mode) the JSON has mean / population std / min / max / median of the per-run ave
 and the post-change accuracies, the mean window accuracies, LOOM's published mean (std) next
 to ours, and the measured outputs/s.
 
-Cost: a Dense-3L run (52 000 outputs) takes ~10 s of CPU on the 2-core VM; Attn and 9-layer
-configs several times that. The full run (450 runs) is estimated at ~15-20 min on 16 cores;
-`--outputs-per-sec 1300` (a quarter of LOOM's rate: fewer updates per window, so not LOOM's
-dynamics) brings it to ~5 min.
+Cost: a Dense-3L run (52 000 outputs) takes ~10 s of CPU on the 2-core VM; Attn, LSTM and
+9-layer configs several times that: one seed of all 45 (config, mode) runs did not finish in
+15 min on 2 workers, so the full run (450 runs) needs >= 20 min on 16 cores. Split it by
+--nets to stay under a time limit (the JSON is rewritten after every run, so a killed run
+keeps what finished), or lower --outputs-per-sec (1000: ~1/5 of the work, but fewer updates
+per window than LOOM, so not LOOM's dynamics).
 """
 
 from __future__ import annotations
@@ -96,6 +98,15 @@ def print_table(summary: dict) -> None:
                   f"{ref:>18} {a['n']:>5} {s['outputs_per_sec_mean']:>8.0f}")
 
 
+def _document(a, rows: list, planned: int, wall: float) -> dict:
+    return {"benchmark": "tween_sparta (LOOM Test 19)", "command": " ".join(sys.argv),
+            "clock": "deterministic", "outputs_per_sec": a.outputs_per_sec, "seeds": a.seeds,
+            "workers": a.workers, "wall_s": wall, "runs_done": len(rows),
+            "runs_planned": planned, "machine": machine_info(),
+            "loom_source": "spec 5.5 (docs/step_tween_assessment.md, 100 runs)",
+            "summary": summarize(rows)}
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -120,20 +131,17 @@ def main(argv=None) -> int:
     tasks = [(n, int(d), m, a.seed + k, a.outputs_per_sec) for n in a.nets.split(",")
              for d in a.depths.split(",") for m in a.modes.split(",") for k in range(a.seeds)]
     t0 = time.perf_counter()
+    rows: list = []
     with ProcessPoolExecutor(max_workers=a.workers, initializer=_init_worker) as ex:
-        rows = list(ex.map(one_run, tasks, chunksize=1))
+        for row in ex.map(one_run, tasks, chunksize=1):
+            rows.append(row)
+            if a.json:  # partial results survive a time limit
+                write_json(a.json, _document(a, rows, len(tasks), time.perf_counter() - t0))
     wall = time.perf_counter() - t0
-    summary = summarize(rows)
-    print_table(summary)
+    print_table(summarize(rows))
     print(f"{len(tasks)} runs in {wall:.1f} s on {a.workers} workers")
-    doc = {"benchmark": "tween_sparta (LOOM Test 19)", "command": " ".join(sys.argv),
-           "clock": "deterministic", "outputs_per_sec": a.outputs_per_sec,
-           "seeds": a.seeds, "workers": a.workers, "wall_s": wall,
-           "machine": machine_info(),
-           "loom_source": "spec 5.5 (docs/step_tween_assessment.md, 100 runs)",
-           "summary": summary}
     if a.json:
-        write_json(a.json, doc)
+        write_json(a.json, _document(a, rows, len(tasks), wall))
     return 0
 
 
