@@ -12,6 +12,8 @@ layers (leaky_relu), batch 1, LOOM-sized by default (width 32). Reported:
                             window, all outputs fetched at the end
     grid_train_ticks_per_s  StepGrid.train_tick (Step+BP: tick, backward actor to actor, SGD
                             on every actor), waited for once at the end
+    grid_tween_ticks_per_s  StepGrid.tween_tick (StepTweenChain: tick, then TweenStep across
+                            the actors), waited for once at the end
 
 Without --address the script starts a local Ray with num_cpus = the visible cores and stops
 it at the end; with --address it joins that cluster.
@@ -20,18 +22,19 @@ it at the end; with --address it joins that cluster.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import ray
 
 from loomdist.actors.step import StepGrid
+from loomdist.bench import write_json
+from loomdist.driver import connect
 from loomdist.errors import ConfigError
 from loomdist.run import build_network
 from loomdist.tween import StepState
@@ -42,7 +45,7 @@ class BenchConfig:
     """One run; the CLI options map 1:1 onto these fields."""
 
     ticks: int = 5000          # timed ticks of step mode (local and grid)
-    train_ticks: int = 1000    # timed Step+BP ticks on the grid (0: skip)
+    train_ticks: int = 1000    # timed Step+BP and StepTweenChain ticks on the grid (0: skip)
     warmup: int = 200          # untimed ticks first (actor start, JIT caches)
     width: int = 32            # features of every dense layer
     layers_per_cell: int = 2   # dense layers per cell (4 cells)
@@ -100,20 +103,29 @@ def grid_rates(net, cfg: BenchConfig) -> dict:
         rate = len(outs) / (time.perf_counter() - t0)
         out = {"actors": len(grid.actors), "grid_ticks_per_s": rate}
         if cfg.train_ticks:
-            out["grid_train_ticks_per_s"] = _train_rate(grid, cfg)
+            out["grid_train_ticks_per_s"] = _train_rate(grid, cfg, "train")
+            out["grid_tween_ticks_per_s"] = _train_rate(grid, cfg, "tween")
         return out
     finally:
         grid.shutdown()
 
 
-def _train_rate(grid, cfg: BenchConfig) -> float:
+def _train_rate(grid, cfg: BenchConfig, kind: str) -> float:
+    _train_ticks(grid, cfg, kind, samples(cfg, min(cfg.warmup, 20)))  # JIT on every actor
     xs = samples(cfg, cfg.train_ticks)
-    target = np.zeros(cfg.width, np.float32)
     t0 = time.perf_counter()
-    refs = [grid.train_tick(x, target, 1e-4) for x in xs]
-    grid.transport.get(refs, "bench_step train ticks")
-    grid.sync()
+    _train_ticks(grid, cfg, kind, xs)
     return cfg.train_ticks / (time.perf_counter() - t0)
+
+
+def _train_ticks(grid, cfg: BenchConfig, kind: str, xs: list) -> None:
+    target = np.zeros(cfg.width, np.float32)
+    if kind == "train":
+        refs = [grid.train_tick(x, target, 1e-4) for x in xs]
+    else:
+        refs = [grid.tween_tick(x, i % cfg.width, cfg.width, 0.02)[0] for i, x in enumerate(xs)]
+    grid.transport.get(refs, f"bench_step {kind} ticks")
+    grid.sync()
 
 
 def run(cfg: BenchConfig, log=print) -> dict:
@@ -124,7 +136,8 @@ def run(cfg: BenchConfig, log=print) -> dict:
     log(f"local StepState: {report['local_ticks_per_s']:.0f} ticks/s")
     report.update(grid_rates(net, cfg))
     log(f"StepGrid ({report['actors']} actors): {report['grid_ticks_per_s']:.0f} ticks/s"
-        + (f", Step+BP {report['grid_train_ticks_per_s']:.0f} ticks/s"
+        + (f", Step+BP {report['grid_train_ticks_per_s']:.0f} ticks/s, StepTweenChain "
+           f"{report['grid_tween_ticks_per_s']:.0f} ticks/s"
            if "grid_train_ticks_per_s" in report else ""))
     return report
 
@@ -136,43 +149,37 @@ def machine_info() -> dict:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
-OPTIONS = (("ticks", int, "timed ticks"), ("train_ticks", int, "timed Step+BP ticks, 0 skips"),
-           ("warmup", int, "untimed ticks first"), ("width", int, "features of every layer"),
-           ("layers_per_cell", int, "dense layers per cell"),
-           ("window", int, "most ticks in flight"),
-           ("timeout_s", float, "limit of every wait for actors"))
+HELP = {"ticks": "timed ticks", "train_ticks": "timed Step+BP / StepTweenChain ticks, 0 skips",
+        "warmup": "untimed ticks first", "width": "features of every layer",
+        "layers_per_cell": "dense layers per cell", "window": "most ticks in flight",
+        "timeout_s": "limit of every wait for actors"}
 
 
 def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="300 ticks, 60 Step+BP ticks")
-    for name, kind, text in OPTIONS:
-        ap.add_argument("--" + name.replace("_", "-"), type=kind,
-                        help=f"{text} (default {BenchConfig.__dataclass_fields__[name].default})")
+    ap.add_argument("--quick", action="store_true", help="300 ticks, 60 training ticks")
+    defaults = {f.name: f.default for f in fields(BenchConfig)}
+    for name, text in HELP.items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(defaults[name]),
+                        help=f"{text} (default {defaults[name]})")
     ap.add_argument("--engine-residuals", action="store_true",
                     help="loom_residuals=False (the engine's cross-layer residual)")
     ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args(argv)
-    given = {k: v for k, v in vars(args).items()
-             if v is not None and k in BenchConfig.__dataclass_fields__}
-    given["loom_residuals"] = not args.engine_residuals
+    given = {k: getattr(args, k) for k in HELP if getattr(args, k) is not None}
     try:
-        return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
+        base = BenchConfig(**QUICK) if args.quick else BenchConfig()
+        return replace(base, loom_residuals=not args.engine_residuals, **given), args
     except ConfigError as e:
         ap.error(str(e))
 
 
 def main(argv: list[str] | None = None) -> dict:
     cfg, args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = not ray.is_initialized()
-    if started and args.address:
-        ray.init(address=args.address, log_to_driver=False)
-    elif started:
-        ray.init(address="local", num_cpus=args.num_cpus or len(os.sched_getaffinity(0)),
-                 include_dashboard=False, log_to_driver=False)
+    started = connect(args.address, args.num_cpus)
     try:
         report = run(cfg, log=lambda s: print(s, flush=True))
     finally:
@@ -180,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
             ray.shutdown()
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(report, args.json)
         print(f"wrote {args.json}")
     return report
 

@@ -161,6 +161,7 @@ def _register_training():
 
 
 _register_training()
+__import__("loomdist.cli_tween").cli_tween.register(main, _console, _guard)
 
 
 def _register_telemetry():

@@ -7,10 +7,12 @@ the driver only submits calls, and Ray runs each actor's calls in submission ord
     running (4 actors):     t=1   a0 a1 a2 a3      (a1..a3 read their zero buffers)
                             t=2   a0 a1 a2 a3      (a1 reads a0's tick 1, ...)
 
-This equals one StepState over the whole network tick for tick: actor k's buffer 0 before its
-tick t holds global buffer `first_k` after tick t-1. Step+BP training (`train_tick`) chains
-the backward from the last actor to the first inside one tick, then every actor applies its
-own gradients, before its next tick (again only by call order).
+This equals one StepState over the whole network tick for tick: before its tick t, actor k's
+buffer 0 holds the global buffer of its first layer after tick t-1. Step+BP (`train_tick`)
+chains the backward from the last actor to the first inside one tick, each actor applying its
+own gradients before its next tick (again only by call order). StepTweenChain (`tween_tick`)
+runs TweenStep span by span (tween/step_tween.py): forward first to last, chain-rule errors
+last to first, then every actor updates its own layers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from ..errors import ConfigError
 from ..network import Layer
 from ..plan import Plan
 from ..threads import set_threads
+from ..tween.bp import keep_loom_apply_grads
 from ..tween.step import StepState
+from ..tween.step_tween import TweenSpan
 from .transport import RayTransport
 
 
@@ -36,15 +40,18 @@ class StepCell:
         net: the whole Network (this object keeps its own copy of the span's weights).
         span: (first, end) flat layer indices it steps.
         loom_residuals, input_size: as StepState.
+        tween_config: TweenConfig of the span's StepTweenChain training (default LOOM's).
     """
 
-    def __init__(self, net, span, loom_residuals: bool = True, input_size: int | None = None):
+    def __init__(self, net, span, loom_residuals: bool = True, input_size: int | None = None,
+                 tween_config=None):
         net = copy.copy(net)  # own, writable weights for the span (Ray's arrays are read-only)
         net.layers = [Layer(s.spec, {k: np.array(v) for k, v in s.params.items()})
                       if s is not None and span[0] <= i < span[1] else s
                       for i, s in enumerate(net.layers)]
         self.state = StepState(net, loom_residuals, input_size, span=tuple(span))
         self.net, self.first = net, self.state.first
+        self.tween = TweenSpan(net, span, tween_config)
 
     def tick(self, prev=None):
         """prev: (x, residual) the previous span produced last tick (or the network input),
@@ -54,19 +61,37 @@ class StepCell:
         self.state.step_forward()
         return self.state.layer_data()[-1], self.state.residual_out()
 
-    def backward(self, grad, grad_scaling: bool = False, lr: float | None = None):
+    def backward(self, grad, grad_scaling: bool = False, lr: float | None = None,
+                 loom_apply: bool = False):
         """grad: (dL/d output, dL/d residual_out) from the next span -> the same for ours.
-        With `lr`, apply the gradients right after (one call per actor and tick)."""
+        With `lr`, apply the gradients right after (one call per actor and tick); with
+        loom_apply only those LOOM's ApplyGradients applies (Dense/Conv2D kernel and bias)."""
         out = self.state.span_backward(grad[0], grad[1], grad_scaling)
         if lr is not None:
+            if loom_apply:
+                keep_loom_apply_grads(self.state)  # reads only .layers: this span's slots
             self.state.apply_gradients(lr)
         return out
 
-    def backward_target(self, target, grad_scaling: bool = False, lr: float | None = None):
+    def backward_target(self, target, grad_scaling: bool = False, lr: float | None = None,
+                        loom_apply: bool = False):
         """Last span: Step+BP's output gradient out - target (LOOM: no 2/N), then backward."""
         out = self.state.layer_data()[-1]
         dy = out - np.asarray(target, out.dtype).reshape(out.shape)
-        return self.backward((dy, None), grad_scaling, lr)
+        return self.backward((dy, None), grad_scaling, lr, loom_apply)
+
+    # TweenStep over the span (StepTweenChain's training), see tween/step_tween.py
+    def tween_forward(self, prev):
+        return self.tween.forward(prev[0], prev[1])
+
+    def tween_backward_last(self, c: int, out_size: int):
+        return self.tween.backward_last(c, out_size)
+
+    def tween_backward(self, msg):
+        return self.tween.backward(msg)
+
+    def tween_update(self, msg, rate: float) -> None:
+        self.tween.update(msg, rate)
 
     def params(self) -> dict:
         """{(row, col, layer, name): weights} of this span."""
@@ -93,6 +118,7 @@ class StepGrid:
         net: the Network; its weights are copied to the actors.
         plan: a Plan without replicas or branch actors (default Plan.cells(net)).
         loom_residuals, input_size: as StepState.
+        tween_config: TweenConfig for `tween_tick` (default LOOM's DefaultTweenConfig(L)).
         timeout_s: limit of every wait (the setting named in timeout errors).
         num_cpus: CPUs per actor (default: the cluster's CPUs shared evenly).
     Raises:
@@ -100,7 +126,7 @@ class StepGrid:
     """
 
     def __init__(self, net, plan: Plan | None = None, loom_residuals: bool = True,
-                 input_size: int | None = None, timeout_s: float = 120.0,
+                 input_size: int | None = None, tween_config=None, timeout_s: float = 120.0,
                  num_cpus: float | None = None):
         plan = plan or Plan.cells(net)
         if plan.replicas != 1 or plan.branch_actors:
@@ -113,7 +139,8 @@ class StepGrid:
         per = num_cpus or math.floor(float(ray.cluster_resources().get("CPU", 1)) / n * 1e4) / 1e4
         spans = [(idx[0], idx[-1] + 1) for idx in (plan.stage_layers(net, s) for s in range(n))]
         self.actors = [StepCellActor.options(num_cpus=per).remote(
-            net, span, loom_residuals, input_size, threads=max(1, int(per))) for span in spans]
+            net, span, loom_residuals, input_size, tween_config, threads=max(1, int(per)))
+            for span in spans]
         self.transport.get([a.ping.remote() for a in self.actors], "StepGrid actor start")
         self._last = [None] * n  # each actor's newest tick output (ObjectRef)
         self._applied: list = []  # updates not yet waited for
@@ -147,16 +174,32 @@ class StepGrid:
                                f"the work is slow, or check the actors (ray status)")
         return refs
 
-    def train_tick(self, x, target, lr: float, grad_scaling: bool = False):
+    def train_tick(self, x, target, lr: float, grad_scaling: bool = False,
+                   loom_apply: bool = False):
         """One Step+BP tick (LOOM's Test 17-19 StepBP): tick, dy = output - target, backward
-        chained actor to actor, each actor applying SGD right after its backward. Returns
-        the output's ObjectRef."""
+        chained actor to actor, each actor applying SGD right after its backward (loom_apply:
+        only LOOM's ApplyGradients parameters, as tween.modes.StepBP). Returns the output's
+        ObjectRef."""
         out = self.tick(x)
-        grad = self.actors[-1].backward_target.remote(target, grad_scaling, lr)
+        grad = self.actors[-1].backward_target.remote(target, grad_scaling, lr, loom_apply)
         for a in reversed(self.actors[:-1]):
-            grad = a.backward.remote(grad, grad_scaling, lr)
+            grad = a.backward.remote(grad, grad_scaling, lr, loom_apply)
         self._applied.append(grad)  # done once every actor of the chain has applied
         return out
+
+    def tween_tick(self, x, c: int, out_size: int, rate: float):
+        """One StepTweenChain output (LOOM's Tests 17-19 STC): a step tick for the decision,
+        then TweenStep(x, c) across the actors: forward first to last, chain-rule errors
+        last to first, every actor updating its own layers. Returns (output ref, ref of the
+        first actor's message; its [3] is the pre-update squared error)."""
+        out, fwd = self.tick(x), (x, None)
+        for a in self.actors:
+            fwd = a.tween_forward.remote(fwd)
+        msg = self.actors[-1].tween_backward_last.remote(int(c), int(out_size))
+        for a in reversed(self.actors[:-1]):
+            msg = a.tween_backward.remote(msg)
+        self._applied += [a.tween_update.remote(msg, rate) for a in self.actors]
+        return out, msg
 
     def sync(self) -> None:
         """Wait for every submitted update (raises an actor's error, if one failed)."""

@@ -70,7 +70,8 @@ class StepState:
 
     def _span(self, span) -> tuple:
         n = self.net.total_layers
-        first, end = (0, n) if span is None else tuple(span)
+        pair = (0, n) if span is None else tuple(span)
+        first, end = pair if len(pair) == 2 else (None, None)
         if not (isinstance(first, (int, np.integer)) and isinstance(end, (int, np.integer))
                 and 0 <= first < end <= n):
             raise ConfigError(f"StepState: span {span!r} is not a run of layers inside "
@@ -149,8 +150,8 @@ class StepState:
 
     # ---------------------------------------------------------------- ticks
     def _compute(self, i: int):
-        return walk_forward([self._slots[i]], self._data[i], self._res[i],
-                            where=lambda _, s: self.net._where(self.first + i, s))
+        # no `where` names: sizes were checked in __init__ and set_input keeps the features
+        return walk_forward([self._slots[i]], self._data[i], self._res[i])
 
     def step_forward(self) -> None:
         """One tick: every layer reads its buffer as it was before the tick."""

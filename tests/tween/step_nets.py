@@ -18,13 +18,13 @@ def net_around(case, seed: int = 0):
     return grid_net(specs, (1, 3, 1), case.batch, seed)
 
 
-def residual_net(seed: int = 0):
+def residual_net(seed: int = 0, batch: int = 2):
     """Every residual kind in a row, so the cross-layer residual crosses several layers."""
     L, d = LAYERS, LAYERS["dense"].Spec
     specs = [d(3, 8, "tanh"), L["multi_head_attention"].Spec(4, 2), L["layer_norm"].Spec(8),
              L["swiglu"].Spec(4, 3), L["rms_norm"].Spec(4), L["multi_head_attention"].Spec(4, 1),
              d(8, 2, "sigmoid")]
-    return grid_net(specs + [d(2, 2, "linear")], (2, 2, 2), 2, seed)
+    return grid_net(specs + [d(2, 2, "linear")], (2, 2, 2), batch, seed)
 
 
 def grid_net(specs, grid, batch: int, seed: int):

@@ -177,3 +177,19 @@ def test_target_delay_lags_length_minus_one():
     assert popped.tolist() == [7.0] and len(one) == 0
     with pytest.raises(ConfigError, match="length must be >= 1"):
         TargetDelay(0)
+
+
+def test_span_steps_a_run_of_layers():
+    net = residual_net()
+    whole, tail = StepState(net, False), StepState(net, False, span=(3, 8))
+    assert tail.num_layers == 5 and tail.layer_data()[0].shape == (2, 8)
+    whole.set_input(inputs(net, 1)[0])
+    for _ in range(3):
+        whole.step_forward()
+    tail.set_input(whole.layer_output(3), whole.residuals()[3])
+    for _ in range(5):
+        tail.step_forward()
+    np.testing.assert_array_equal(tail.output(), net.forward(inputs(net, 1)[0].astype(np.float32)))
+    for bad in ((3, 2), (0, 9), (1, 2, 3), (0.5, 2)):
+        with pytest.raises(ConfigError, match="is not a run of layers inside 0..8"):
+            StepState(net, span=bad)

@@ -1,0 +1,1 @@
+"""LOOM benchmark harness: Tests 16-19 protocols, environments, networks, reports."""

@@ -1,0 +1,120 @@
+"""Numba loops of the Dense tween rules (chain backward, chain update), float32 throughout.
+
+Dense is every benchmark network's workhorse, and the per-sample vectors are small (<= 64), so
+numpy's per-call overhead would dominate a TweenStep; these loops do one layer in one call.
+They follow spec 4.6/4.9 literally (same clip points, same skip rules); `NUMBA_DISABLE_JIT=1`
+runs them as plain Python.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+ACT_IDS = {"relu": 0, "sigmoid": 1, "tanh": 2, "softplus": 3, "leaky_relu": 4}
+_JIT = dict(cache=True, nogil=True)
+
+
+def act_id(name) -> int:
+    """LOOM activation id for the derivative-from-output switch (5 = identity)."""
+    return ACT_IDS.get(name, 5)
+
+
+@numba.njit(**_JIT)
+def phi_out(a, y, relu_slope, leaky_slope, eps):
+    """activateDerivativeFromOutput for one float32 value y."""
+    one = np.float32(1)
+    if a == 0:
+        return relu_slope if y > 0 else np.float32(0)
+    if a == 1:
+        return y * (one - y) + eps
+    if a == 2:
+        return one - y * y + eps
+    if a == 3:
+        return np.float32(one / (one + np.exp(-y))) + eps
+    if a == 4:
+        return one if y >= 0 else leaky_slope
+    return one
+
+
+@numba.njit(**_JIT)
+def _clip(v, m):
+    return -m if v < -m else (m if v > m else v)
+
+
+@numba.njit(**_JIT)
+def dense_chain_backward(W, g, y, a, s, consts, out):
+    """out[k] = clip10(sum_j W[k,j] clip10(g_j phi'(y_j) s) * nu); W (in, out)."""
+    n_in, n_out = W.shape
+    m = min(g.size, y.size, n_out)
+    ten = np.float32(10)
+    d = np.zeros(n_out, np.float32)
+    for j in range(m):
+        d[j] = _clip(g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2]) * s, ten)
+    nu = np.float32(1.0 / np.sqrt(n_out)) if n_out > 1 else np.float32(1)
+    for k in range(n_in):
+        acc = np.float32(0)
+        for j in range(n_out):
+            acc += W[k, j] * d[j]
+        out[k] = _clip(acc * nu, ten)
+
+
+@numba.njit(**_JIT)
+def dense_chain_update(W, b, vel, g, x, y, a, r, mom, consts):
+    """b_j += clip1(r d_j); v = mom v + (1-mom) clip1(r x_k d_j); W += v; non-finite keeps."""
+    n_in, n_out = W.shape
+    m = min(g.size, y.size, n_out)
+    kk = min(x.size, n_in)
+    one = np.float32(1)
+    for j in range(m):
+        d = g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2])
+        nb = b[j] + _clip(r * d, one)
+        if np.isfinite(nb):
+            b[j] = nb
+        for k in range(kk):
+            delta = _clip(r * x[k] * d, one)
+            v = mom * vel[k, j] + (one - mom) * delta
+            vel[k, j] = v
+            nw = W[k, j] + v
+            if np.isfinite(nw):
+                W[k, j] = nw
+
+
+@numba.njit(**_JIT)
+def safe_clip(v, m):
+    """In place: NaN/Inf -> 0, then clip to [-m, m]."""
+    for i in range(v.size):
+        e = v[i]
+        v[i] = _clip(e, m) if np.isfinite(e) else np.float32(0)
+
+
+@numba.njit(**_JIT)
+def chain_target(x, g, scale, lo, hi, clamp, out):
+    """out = x + scale*g over the common length (x beyond it; NaN -> x), clamped to [lo, hi]
+    when `clamp`."""
+    for j in range(x.size):
+        t = x[j] + scale * g[j] if j < g.size else x[j]
+        if not np.isfinite(t):
+            t = x[j]
+        if clamp:
+            t = lo if t < lo else (hi if t > hi else t)
+        out[j] = t
+
+
+@numba.njit(**_JIT)
+def budget_gap(f, b):
+    """(link budget, gap) of output f against target b over their common length (float64)."""
+    m = min(f.size, b.size)
+    if m == 0:
+        return 0.5, 0.0
+    ff = bb = fb = sq = 0.0
+    for j in range(m):
+        u, w = np.float64(f[j]), np.float64(b[j])
+        ff += u * u
+        bb += w * w
+        fb += u * w
+        sq += (u - w) * (u - w)
+    gap = sq / m
+    if ff <= 0.001 or bb <= 0.001:
+        return 0.5, gap
+    return (fb / np.sqrt(ff * bb) + 1.0) / 2.0, gap

@@ -1,0 +1,46 @@
+"""Acceptance (issue 5): Test 17, deterministic clock at LOOM's own throughput (5200 outputs
+per 1 s window), Dense 8-32-64-64-64-32-4, CHASE -> AVOID -> CHASE, StepTweenChain.
+
+The faithful algorithm reproduces LOOM's published StepTweenChain row (41 41 42 44 44 | 99 100
+100 100 100 | 45 47 45 41 42): never below 40 % after the first window, >= 90 % right after
+the first switch, and back to the ~45 % CHASE plateau after the second switch. The ">= 90 %
+within 2 windows after *each* switch" criterion therefore does not hold after the second
+switch, in LOOM's numbers or ours; that test is a strict xfail recording it.
+"""
+
+import numpy as np
+import pytest
+
+from loomdist.tween.assess.adapt import run_test17
+from loomdist.tween.assess.clock import DeterministicClock
+
+
+@pytest.fixture(scope="module")
+def two_runs():
+    return [run_test17(DeterministicClock, seed=17, modes=("StepTweenChain",))[0]
+            for _ in range(2)]
+
+
+def test_bit_for_bit_repeatable(two_runs):
+    a, b = two_runs
+    np.testing.assert_array_equal(a.outputs, b.outputs)
+    np.testing.assert_array_equal(a.correct, b.correct)
+    assert a.task_changes == b.task_changes
+    assert a.total_outputs == 15 * 5200
+
+
+def test_never_below_40_after_first_window(two_runs):
+    acc = two_runs[0].accuracy
+    assert acc[1:].min() >= 40.0, acc.round(1)
+
+
+def test_adapts_to_90_within_two_windows_after_first_switch(two_runs):
+    acc = two_runs[0].accuracy
+    assert acc[5:7].max() >= 90.0, acc.round(1)
+
+
+@pytest.mark.xfail(strict=True, reason="LOOM's algorithm returns to its ~45 % CHASE plateau "
+                   "after the second switch (LOOM's own table: 45, 47)")
+def test_adapts_to_90_within_two_windows_after_second_switch(two_runs):
+    acc = two_runs[0].accuracy
+    assert acc[10:12].max() >= 90.0, acc.round(1)
