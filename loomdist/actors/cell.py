@@ -8,7 +8,8 @@ whose branches live on BranchActors:
     [walk: slots 0..2] -> [parallel 3: scatter x, gather outs, combine] -> [walk: slots 4..5]
 
 Parallel layers leave LOOM's residual untouched, so it passes around a remote piece as it
-passes between pipeline stages.
+passes between pipeline stages. With backend="wgpu" every walk piece is a GpuPiece
+(gpu_cell.py): the same walk on the device, activations in and out as numpy.
 """
 
 from __future__ import annotations

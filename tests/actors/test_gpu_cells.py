@@ -46,11 +46,13 @@ def data(n, seed=0):
 
 
 @pytest.mark.ray
-def test_distributed_step_with_cells_on_wgpu_equals_cpu(ray_session):
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_distributed_step_with_cells_on_wgpu_equals_cpu(ray_session, replicas):
     net, (x, t) = residual_net(), data(7)
     batches = [(x[:4], t[:4]), (x[4:], t[4:])]
     ref, opt = copy.deepcopy(net), Optimizer(CFG.optim_config())
-    plan = Plan.cells(net, backend="wgpu")  # no Ray GPUs: the cluster has none
+    net.to("gpu")  # the driver's copy may live on the device too: actors get host layers
+    plan = Plan.cells(net, replicas=replicas, backend="wgpu")  # no Ray GPUs: there are none
     with driver.DistributedTrainer(net, CFG, plan, microbatches=2) as dt:
         kinds = ray_session.get([c.__ray_call__.remote(lambda self: [p[0] for p in self.pieces])
                                  for c in dt.cells[0]])
@@ -120,6 +122,37 @@ def test_cells_on_wgpu_with_branches_and_fused_softmax_equal_cpu():
         assert set(a) == set(b)
         for k in a:
             np.testing.assert_allclose(b[k], a[k], **TOL, err_msg=str(k))
+
+
+def test_gpu_cell_checkpoint_loads_into_cpu_and_gpu_cells(tmp_path):
+    """A wgpu cell's checkpoint (weights + momentum slots read from the device) restores a
+    CPU cell and a fresh wgpu cell to the same state."""
+    net, (x, t) = residual_net(), data(3)
+    entries = [(i, net.coords(i), net.layers[i]) for i in range(4)]
+    cell = Cell(entries, CFG.optim_config(), ("mse", None), backend="wgpu")
+    cell.begin_step(1)
+    cell.forward_loss(0, x, None, t, 1.0)
+    cell.backward(0)
+    cell.apply(0.1)
+    _, steps = cell.checkpoint(str(tmp_path))
+    want = cell.full_state()
+    assert steps == 1 and all(len(s) == 1 and np.any(s[0]) for _, s in want.values())
+    after = []
+    for backend in ("cpu", "wgpu"):
+        other = Cell(entries, CFG.optim_config(), ("mse", None), backend=backend)
+        other.load(str(tmp_path), steps)
+        got = other.full_state()
+        for k, (w, slots) in want.items():
+            np.testing.assert_array_equal(got[k][0], w, err_msg=f"{backend} {k}")
+            np.testing.assert_array_equal(got[k][1][0], slots[0], err_msg=f"{backend} {k}")
+        other.begin_step(2)  # a step after the load: it reached the device
+        other.forward_loss(0, x, None, t, 1.0)
+        other.backward(0)
+        other.apply(0.1)
+        after.append(other.full_state())
+    for k, (w, slots) in after[0].items():
+        np.testing.assert_allclose(after[1][k][0], w, **TOL, err_msg=str(k))
+        np.testing.assert_allclose(after[1][k][1][0], slots[0], **TOL, err_msg=str(k))
 
 
 # ---------------------------------------------------------------- errors before actors
