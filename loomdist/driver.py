@@ -154,11 +154,13 @@ class DistributedTrainer:
         n = len(plan.stages) * plan.replicas
         need, have = n * plan.num_gpus, float(ray.cluster_resources().get("GPU", 0))
         if need > have + 1e-9:
+            fix = (f"use --gpus-per-actor (Plan.num_gpus) of at most {have / n:g}, fewer "
+                   f"stages or replicas, or a cluster with more GPUs" if have else
+                   "start Ray where the GPUs are (ray start --num-gpus N), or use "
+                   "--gpus-per-actor 0 --cell-backend wgpu (Plan num_gpus=0, backend='wgpu') "
+                   "to run the cells on wgpu without reserving GPUs")
             raise ConfigError(f"DistributedTrainer: {n} cell actors x {plan.num_gpus:g} GPUs "
-                              f"need {need:g} GPUs, the Ray cluster has {have:g}; use "
-                              f"--gpus-per-actor (Plan.num_gpus) of at most {have / n:g}, fewer "
-                              f"stages or replicas, or a cluster with more GPUs (gpus 0 with "
-                              f"backend 'wgpu' runs the cells on wgpu without reserving any)")
+                              f"need {need:g} GPUs, the Ray cluster has {have:g}; {fix}")
         if plan.cell_backend == "wgpu":
             from .kernels.gpu import device
             try:

@@ -168,10 +168,16 @@ def test_gpus_on_a_gpu_less_cluster_fail_before_actors(ray_session, monkeypatch)
     monkeypatch.setattr(driver, "BranchActor", _NoActors)
     net = residual_net()
     with pytest.raises(ConfigError, match=r"2 cell actors x 0.5 GPUs need 1 GPUs, the Ray "
-                                          r"cluster has 0; use --gpus-per-actor"):
+                                          r"cluster has 0; start Ray where the GPUs are"):
         driver.RayOptions(gpus_per_actor=0.5).trainer(net, CFG)
-    with pytest.raises(ConfigError, match=r"4 cell actors x 1 GPUs need 4 GPUs"):
+    with pytest.raises(ConfigError, match=r"4 cell actors x 1 GPUs need 4 GPUs.*"
+                                          r"--gpus-per-actor 0 --cell-backend wgpu"):
         driver.DistributedTrainer(net, CFG, Plan.cells(net, num_gpus=1, replicas=2))
+    monkeypatch.setattr(driver.ray, "cluster_resources", lambda: {"CPU": 2.0, "GPU": 1.0})
+    with pytest.raises(ConfigError, match=r"2 cell actors x 1 GPUs need 2 GPUs, the Ray "
+                                          r"cluster has 1; use --gpus-per-actor \(Plan.num_gpus"
+                                          r"\) of at most 0.5"):
+        driver.DistributedTrainer(net, CFG, Plan.cells(net, num_gpus=1))
 
 
 @pytest.mark.ray
