@@ -50,6 +50,12 @@ def ray_options(fn):
                      help="Limit of every wait for Ray actors."),
         click.option("--max-restarts", type=int, default=3, show_default=True,
                      help="Actor restarts (from the last checkpoint) before giving up."),
+        click.option("--gpus-per-actor", type=float, default=0.0, show_default=True,
+                     help="Ray GPUs per cell actor (below 1 shares a GPU); > 0 runs the "
+                     "cells on the wgpu backend."),
+        click.option("--cell-backend", type=click.Choice(["cpu", "wgpu"]), default=None,
+                     help="The cells' math (default: wgpu when --gpus-per-actor > 0, else "
+                     "cpu); wgpu without GPUs reserved uses whatever adapter each actor finds."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -59,6 +65,9 @@ def ray_options(fn):
 def make_ray_options(backend, **kw):
     """driver.RayOptions from the CLI's values, or None for --backend local."""
     if backend == "local":
+        if kw.get("gpus_per_actor") or kw.get("cell_backend"):
+            raise click.UsageError("--gpus-per-actor / --cell-backend place cell actors; use "
+                                   "them with --backend ray")
         return None
     from .driver import RayOptions
     return RayOptions(**kw)
@@ -74,7 +83,7 @@ def register(main, console, guard):
     @training_options
     def train_cmd(config, resume, run_dir, run_id, backend, address, plan, stages,
                   microbatches, replicas, schedule, branch_actors, timeout_s, max_restarts,
-                  **overrides):
+                  gpus_per_actor, cell_backend, **overrides):
         """Train the network in CONFIG (TOML or JSON: [network], [data], [training], [run]).
 
         Every training field can be overridden by its option; the run directory gets
@@ -91,7 +100,8 @@ def register(main, console, guard):
         ray_opts = make_ray_options(backend, address=address, plan=plan, stages=stages,
                                     microbatches=microbatches, replicas=replicas,
                                     schedule=schedule, branch_actors=branch_actors,
-                                    timeout_s=timeout_s, max_restarts=max_restarts)
+                                    timeout_s=timeout_s, max_restarts=max_restarts,
+                                    gpus_per_actor=gpus_per_actor, cell_backend=cell_backend)
         con = console()
         with Progress(console=con, transient=True) as bar:
             task = bar.add_task("training", total=None)

@@ -84,7 +84,8 @@ class DistributedTrainer:
             module has backward_input / weight_grads); False: per micro-batch, accumulated.
     Raises:
         ConfigError: bad plan, schedule, micro-batch count, max_restarts or fault,
-            unreachable address or too few CPUs, before any actor starts.
+            unreachable address, too few CPUs or GPUs (Plan.num_gpus per cell actor), or no
+            wgpu adapter for cells on wgpu (Plan.cell_backend), before any actor starts.
     """
 
     def __init__(self, net, config, plan: Plan | None = None, schedule: str = "gpipe",
@@ -103,6 +104,7 @@ class DistributedTrainer:
         self._started = connect(address)
         try:
             self._per = self._cpus_per_actor()
+            self._check_gpus()
             self._start_actors(self._per)
         except BaseException:
             self.shutdown()
@@ -145,6 +147,28 @@ class DistributedTrainer:
                               f"cluster")
         return per
 
+    def _check_gpus(self) -> None:
+        """Raise ConfigError when the cell actors' GPUs exceed the cluster's, or when their
+        math is on wgpu and this machine has no wgpu adapter."""
+        plan = self.plan
+        n = len(plan.stages) * plan.replicas
+        need, have = n * plan.num_gpus, float(ray.cluster_resources().get("GPU", 0))
+        if need > have + 1e-9:
+            fix = (f"use --gpus-per-actor (Plan.num_gpus) of at most {have / n:g}, fewer "
+                   f"stages or replicas, or a cluster with more GPUs" if have else
+                   "start Ray where the GPUs are (ray start --num-gpus N), or use "
+                   "--gpus-per-actor 0 --cell-backend wgpu (Plan num_gpus=0, backend='wgpu') "
+                   "to run the cells on wgpu without reserving GPUs")
+            raise ConfigError(f"DistributedTrainer: {n} cell actors x {plan.num_gpus:g} GPUs "
+                              f"need {need:g} GPUs, the Ray cluster has {have:g}; {fix}")
+        if plan.cell_backend == "wgpu":
+            from .kernels.gpu import device
+            try:
+                device.get_device()
+            except ConfigError as e:
+                raise ConfigError(f"DistributedTrainer: the cells' backend is wgpu, but {e}"
+                                  ) from e
+
     def _start_actors(self, per: float) -> None:
         net, plan, optim = self.net, self.plan, self.cfg.optim_config()
         threads, last = max(1, int(per)), len(plan.stages) - 1
@@ -159,10 +183,10 @@ class DistributedTrainer:
                 branches = {i: self._branches(i, per, threads, optim)
                             for i in idx if i in plan.branch_actors}
                 self.branch_handles += [h for g in branches.values() for h, _ in g]
-                cell = CellActor.options(num_cpus=per).remote(
-                    [(i, net.coords(i), net.layers[i]) for i in idx], optim,
+                cell = CellActor.options(num_cpus=per, num_gpus=plan.num_gpus).remote(
+                    [(i, net.coords(i), _host(net.layers[i])) for i in idx], optim,
                     loss if s == last else None, branches, self.transport, self.fault,
-                    self.defer, threads=threads)
+                    self.defer, plan.cell_backend, threads=threads)
                 cells.append(cell)
                 owners.append((cell, rc))
             self.cells.append(cells)
@@ -174,7 +198,8 @@ class DistributedTrainer:
         groups = [g.tolist() for g in np.array_split(np.arange(n), self.plan.branch_groups)
                   if len(g)]
         return [(BranchActor.options(num_cpus=per).remote(
-            self.net.coords(i), self.net.layers[i], g, optim, self.defer, threads=threads), g)
+            self.net.coords(i), _host(self.net.layers[i]), g, optim, self.defer,
+            threads=threads), g)
                 for g in groups]
 
     # ------------------------------------------------------------ training
@@ -391,7 +416,7 @@ class DistributedTrainer:
 @dataclass(frozen=True)
 class RayOptions:
     """The Ray backend's settings (CLI: --address --plan --stages --microbatches --replicas
-    --schedule --branch-actors --timeout-s)."""
+    --schedule --branch-actors --timeout-s --max-restarts --gpus-per-actor --cell-backend)."""
 
     address: str | None = None   # None: a local Ray for the run; "auto": the running cluster
     plan: str = "cells"          # "cells" (one actor per cell) | "balanced" (measured cost)
@@ -402,10 +427,13 @@ class RayOptions:
     branch_actors: bool = False  # every Parallel layer's branches on BranchActors
     timeout_s: float = 600.0     # limit of every wait for actors
     max_restarts: int = 3        # actor restarts (from the last checkpoint) before giving up
+    gpus_per_actor: float = 0.0  # Ray GPUs per cell actor (Plan.num_gpus); > 0: cells on wgpu
+    cell_backend: str | None = None  # the cells' math: "cpu" | "wgpu" | None (by the GPUs)
 
     def make_plan(self, net) -> Plan:
         from .plan import grid_cells, parallel_layers
-        kw = dict(replicas=self.replicas,
+        kw = dict(replicas=self.replicas, num_gpus=self.gpus_per_actor,
+                  backend=self.cell_backend,
                   branch_actors=tuple(parallel_layers(net)) if self.branch_actors else ())
         if self.plan == "cells":
             return Plan.cells(net, **kw)
@@ -449,6 +477,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
                           f"({e}); start one (ray start --head) or omit the address for a "
                           f"local Ray") from e
     return True
+
+
+def _host(slot):
+    """A plain CPU Layer for an actor (a Network on wgpu holds GpuLayers, which stay here)."""
+    return slot.host() if hasattr(slot, "host") else slot
 
 
 def _failed(row, col, step, err) -> CellFailedError:

@@ -28,6 +28,10 @@ class Plan:
     branch_groups: BranchActors per fanned-out Parallel layer (branches split in runs).
     num_cpus: CPUs reserved per actor (also its Numba/BLAS threads, at least 1); None shares
         the cluster's CPUs evenly between all actors.
+    num_gpus: Ray GPUs reserved per cell actor (a fraction below 1 shares a GPU); > 0 runs
+        the cells' math on the wgpu backend.
+    backend: the cells' math: "cpu", "wgpu" (alias "gpu"), or None: "wgpu" when num_gpus > 0,
+        else "cpu" (see `cell_backend`). Branch actors always compute on the CPU.
     """
 
     stages: tuple
@@ -35,6 +39,8 @@ class Plan:
     branch_actors: tuple = ()
     branch_groups: int = 2
     num_cpus: float | None = None
+    num_gpus: float = 0.0
+    backend: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(tuple(tuple(c) for c in s)
@@ -47,9 +53,29 @@ class Plan:
         if self.num_cpus is not None and not self.num_cpus > 0:
             raise ConfigError(f"Plan: num_cpus must be > 0 or None (got {self.num_cpus!r}); "
                               f"None shares the cluster's CPUs between the actors")
+        self._check_gpus()
         if not self.stages or any(not s for s in self.stages):
             raise ConfigError(f"Plan: every stage needs at least one cell (stages "
                               f"{self.stages}); drop empty stages or use fewer stages")
+
+    def _check_gpus(self) -> None:
+        g, b = self.num_gpus, self.backend
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not (
+                g == 0 or 0 < g < 1 or float(g).is_integer() and g > 0):
+            raise ConfigError(f"Plan: num_gpus must be 0, a fraction below 1 or a whole number "
+                              f"(got {g!r}); Ray shares a GPU only in fractions below 1")
+        if b not in (None, "cpu", "wgpu", "gpu"):
+            raise ConfigError(f"Plan: unknown backend {b!r}; use 'cpu', 'wgpu' or None")
+        if g > 0 and b == "cpu":
+            raise ConfigError(f"Plan: num_gpus={g:g} with backend 'cpu' reserves GPUs the cells "
+                              f"do not use; use backend 'wgpu' (or None) or num_gpus=0")
+
+    @property
+    def cell_backend(self) -> str:
+        """"cpu" or "wgpu": where the cell actors compute."""
+        if self.backend is None:
+            return "wgpu" if self.num_gpus > 0 else "cpu"
+        return {"gpu": "wgpu"}.get(self.backend, self.backend)
 
     # ------------------------------------------------------------ builders
     @classmethod

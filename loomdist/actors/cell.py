@@ -8,7 +8,8 @@ whose branches live on BranchActors:
     [walk: slots 0..2] -> [parallel 3: scatter x, gather outs, combine] -> [walk: slots 4..5]
 
 Parallel layers leave LOOM's residual untouched, so it passes around a remote piece as it
-passes between pipeline stages.
+passes between pipeline stages. With backend="wgpu" every walk piece is a GpuPiece
+(gpu_cell.py): the same walk on the device, activations in and out as numpy.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import ray
 
 from ..engine import WeightGradStash, walk_backward, walk_forward
+from ..errors import ConfigError
 from ..io.checkpoint import read_cell, write_cell
 from ..layers import parallel
 from ..losses import fused_softmax_ce, loss_and_grad
@@ -127,12 +129,15 @@ class Cell(ParamOwner):
         fault: a recovery.Fault (tests: exit as a chosen step begins), or None.
         defer: defer weight gradients to one GEMM per mini-batch (engine.WeightGradStash)
             for layers whose module supports it; False computes them per micro-batch.
+        backend: "cpu", or "wgpu": the walk pieces run on the device (actors/gpu_cell.py;
+            weight gradients per micro-batch there, so `defer` does not apply); activations
+            still come and go as numpy.
     """
 
     def __init__(self, entries, optim, loss=None, branches=None, transport=None, fault=None,
-                 defer: bool = True):
+                 defer: bool = True, backend: str = "cpu"):
         branches = branches or {}
-        self.wstash = WeightGradStash() if defer else None
+        self.wstash = WeightGradStash() if defer and backend == "cpu" else None
         self.fault = fault
         self.transport = transport or LocalTransport()
         self.loss, self.pieces, self.owned, self.stash, self.seed = loss, [], [], {}, {}
@@ -146,15 +151,38 @@ class Cell(ParamOwner):
                     self.pieces.append(("walk", []))
                 self.pieces[-1][1].append(slot)
         self.cells = sorted({rcl[:2] for _, rcl, _ in entries})
+        if backend != "cpu":
+            self._to_device(backend, {i: rcl for i, rcl, _ in entries})
         self.groups = [g for p in self.pieces if p[0] == "par" for g in p[2]]
         self.opt = Optimizer(optim)
+
+    def _to_device(self, backend: str, coords: dict) -> None:
+        """Walk pieces -> ("gpu", GpuPiece); owned slots become the device's GpuLayers."""
+        if backend != "wgpu":
+            raise ConfigError(f"Cell: unknown backend {backend!r}; use 'cpu' or 'wgpu'")
+        from .gpu_cell import GpuPiece
+        where = {id(slot): rcl for rcl, slot in self.owned}
+        on_device = {}
+        for k, piece in enumerate(self.pieces):
+            if piece[0] == "walk":
+                gpu = GpuPiece(piece[1], [where[id(slot)][:3] for slot in piece[1]])
+                on_device.update({id(a): b for a, b in zip(piece[1], gpu.slots)})
+                self.pieces[k] = ("gpu", gpu)
+        self.owned = [(rcl, on_device[id(slot)]) for rcl, slot in self.owned]
 
     # --------------------------------------------------------------- passes
     def forward(self, mb: int, x: np.ndarray, residual=None):
         """x (batch, in), residual -> (y (batch, out), residual_out); stashes the walk."""
+        x, residual, self.stash[mb] = self._forward(mb, x, residual, self.pieces)
+        return x, residual
+
+    def _forward(self, mb, x, residual, pieces):
         records = []
-        for piece in self.pieces:
-            if piece[0] == "walk":
+        for piece in pieces:
+            if piece[0] == "gpu":
+                x, residual = piece[1].forward(mb, x, residual)
+                records.append(None)
+            elif piece[0] == "walk":
                 walk = walk_forward(piece[1], x, residual)
                 records.append(walk)
                 x, residual = walk.output, walk.residual_out
@@ -162,13 +190,18 @@ class Cell(ParamOwner):
                 outs = self._scatter(piece, mb, x)
                 records.append([o.shape for o in outs])
                 x = parallel.combine(piece[1], outs, x.shape[0])
-        self.stash[mb] = records
-        return x, residual
+        return x, residual, records
 
     def forward_loss(self, mb: int, x, residual, target, scale: float) -> float:
         """Last stage: forward, then the loss of this micro-batch times `scale` (its share of
         the mini-batch's output values, LOOM's normalisation); stashes dL/d(output)."""
         loss_type, fused = self.loss
+        if self.pieces[-1][0] == "gpu":  # the loss on the device; its seed stays there
+            x, residual, records = self._forward(mb, x, residual, self.pieces[:-1])
+            self.stash[mb] = records + [None]
+            loss, self.seed[mb] = self.pieces[-1][1].forward_loss(mb, x, residual, self.loss,
+                                                                  target, scale)
+            return loss
         y, _ = self.forward(mb, x, residual)
         if fused is not None:
             logits = self.stash[mb][-1].tensors[-2]
@@ -189,8 +222,11 @@ class Cell(ParamOwner):
             dy, d_residual = self.seed.pop(mb), None
         for k in range(len(self.pieces) - 1, -1, -1):
             piece, rec = self.pieces[k], records[k]
-            if piece[0] == "walk":
-                upto = len(rec.tape) - 1 if fused_last and k == len(self.pieces) - 1 else None
+            skip = fused_last and k == len(self.pieces) - 1
+            if piece[0] == "gpu":
+                dy, d_residual = piece[1].backward(mb, dy, d_residual, skip)
+            elif piece[0] == "walk":
+                upto = len(rec.tape) - 1 if skip else None
                 dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb))
             else:
                 dy = self._gather_backward(piece, mb, dy, rec)
@@ -220,6 +256,8 @@ class Cell(ParamOwner):
             self.fault.trigger(self.cells, step)
         super().begin_step(step)
         self.seed = {}
+        for p in self._gpu():
+            p.clear()
         self._fan("begin_step", step)
 
     def grads(self) -> dict:
@@ -229,12 +267,21 @@ class Cell(ParamOwner):
         return out
 
     def grad_sq_norm(self, *replica_grads) -> float:
-        return super().grad_sq_norm(*replica_grads) + sum(self._fan("grad_sq_norm",
-                                                                    *replica_grads))
+        own = (sum(p.sq_norm() for p in self._gpu()) if self._gpu() and not replica_grads
+               else super().grad_sq_norm(*replica_grads))
+        return own + sum(self._fan("grad_sq_norm", *replica_grads))
 
     def apply(self, lr: float, clip_scale: float = 1.0) -> None:
-        super().apply(lr, clip_scale)
+        if self._gpu():  # a GPU stage owns no CPU slots: every walk piece is on the device
+            self.opt.state["t"] += 1
+            for p in self._gpu():
+                p.update(self.opt, lr, clip_scale)
+        else:
+            super().apply(lr, clip_scale)
         self._fan("apply", lr, clip_scale)
+
+    def _gpu(self) -> list:
+        return [p[1] for p in self.pieces if p[0] == "gpu"]
 
     def _fan(self, method: str, *args) -> list:
         refs = [self.transport.call(h, method, *args) for h, _ in self.groups]

@@ -74,7 +74,7 @@ class GpuRunner:
         self.net, self.device = net, get_device()
         self.params: list = [{} for _ in net.layers]
         self.grads: list = [{} for _ in net.layers]
-        self.tape = None
+        self.tape, self.residual, self.d_residual_in = None, None, None
         self._layer_dx: list = []  # (layer, dL/d(input)) of the last backward, for events
         self.stale = False  # device newer than the host caches
         self._optimizers: dict = {}
@@ -195,9 +195,13 @@ class GpuRunner:
         values = Stream(self.device).read(*[dx for _, dx in pairs]) if pairs else []
         return [(i, v) for (i, _), v in zip(pairs, values)]
 
-    def record_forward(self, s: Stream, x: GpuArray) -> GpuArray:
-        """Record the forward walk; keeps (tape, tensors) for backward."""
-        tensors, tape, residual = [None, x], [], None
+    def record_forward(self, s: Stream, x: GpuArray, residual_in: GpuArray | None = None
+                       ) -> GpuArray:
+        """Record the forward walk; keeps (tape, tensors) for backward and, in `residual`,
+        the tensor index of the residual it hands on (engine.Walk's; a pipeline stage passes
+        the residual its predecessor left as residual_in)."""
+        tensors, tape = [residual_in, x], []
+        residual = 0 if residual_in is not None else None
         for i, slot in enumerate(self.net.layers):
             if slot is None:
                 raise ConfigError(f"{self.where(i)}: no layer is set here; call set_layer")
@@ -218,16 +222,21 @@ class GpuRunner:
                 residual = i + 1
             elif mode in ("pre_add", "post_add"):
                 residual = i + 2
-        self.tape = (tape, tensors)
+        self.tape, self.residual = (tape, tensors), residual
         return tensors[-1]
 
-    def record_backward(self, s: Stream, dy: GpuArray, upto: int | None = None) -> GpuArray:
-        """Record backward from dL/d(output) (or of layer upto-1's output); returns dx."""
+    def record_backward(self, s: Stream, dy: GpuArray, upto: int | None = None,
+                        d_residual: GpuArray | None = None) -> GpuArray:
+        """Record backward from dL/d(output) (or of layer upto-1's output); returns dx.
+        d_residual: gradient for the residual the forward handed on (from later stages);
+        dL/d(residual_in) is left in self.d_residual_in (None when nothing reached it)."""
         tape, tensors = self.tape
         tape = tape if upto is None else tape[:upto]
         self._layer_dx = []
         grads: list = [None] * (len(tape) + 2)
         grads[-1] = dy
+        if d_residual is not None and self.residual is not None and self.residual < len(grads):
+            _accumulate(s, grads, self.residual, d_residual)
         for k in range(len(tape) - 1, -1, -1):
             i, cache, residual, mode = tape[k]
             gy = grads[k + 2]
@@ -243,7 +252,7 @@ class GpuRunner:
             if mode == "pre_add" and residual is not None:
                 _accumulate(s, grads, residual, dx)
             _accumulate(s, grads, k + 1, dx)
-        self.stale = True
+        self.stale, self.d_residual_in = True, grads[0]
         return grads[1] if grads[1] is not None else s.empty(tensors[1].shape)  # zeros
 
     def _add_grads(self, s: Stream, i: int, g: dict) -> None:
@@ -273,10 +282,16 @@ class GpuRunner:
         sq = clip_global_norm(s, [g for store in self.grads for g in store.values()],
                               cfg.gradient_clip)
         opt.state["t"] += 1
-        self._gpu_optimizer(opt).step(s, self._keyed(self.params), dict(self._keyed(self.grads)),
-                                      lr, opt.state["t"])
+        self.record_update(s, opt, lr)
         loss_v, sq_v = s.read(loss, sq)
         return float(loss_v[0]), float(np.sqrt(sq_v[0]))
+
+    def record_update(self, s: Stream, opt, lr: float) -> None:
+        """Record `opt`'s update (step opt.state["t"], already counted) of every parameter
+        with a gradient; its state stays on the device (synced into opt.state on pull)."""
+        self._gpu_optimizer(opt).step(s, self._keyed(self.params), dict(self._keyed(self.grads)),
+                                      lr, opt.state["t"])
+        self.stale = True
 
     def arena(self, name: str) -> Arena:
         """The Arena of a repeated step kind ("train", or a benchmark's), made on first use."""
