@@ -21,10 +21,19 @@ from .kinds import activation_of, kind_of, rule_for, type_rate
 from .mathx import F32, depth_scale, target_bounds
 
 
-def plan_key(net, vel, out_size: int) -> tuple:
-    """Identity of everything a plan caches (slots, parameter arrays, velocities)."""
-    return (out_size, *(id(s) for s in net.layers), *(id(v) for v in vel),
-            *(id(a) for s in net.layers for a in s.params.values()))
+def plan_key(net, vel, out_size: int) -> list:
+    """Identity of everything a plan caches: out_size, then per layer its slot, params dict,
+    kernel, biases and velocity (DensePlan.fits compares it object by object)."""
+    key = [out_size]
+    for s, v in zip(net.layers, vel):
+        p = s.params
+        key += [s, p, p.get("kernel"), p.get("biases"), v]
+    return key
+
+
+def same_objects(a, b) -> bool:
+    """Whether two keys hold the very same objects, in order (None matches nothing)."""
+    return a is not None and len(a) == len(b) and all(u is v for u, v in zip(a, b))
 
 
 def _fusable(slot, vel) -> bool:
@@ -82,6 +91,20 @@ class DensePlan:
         self.consts, self.gscale = cfg.derivative_consts, F32(cfg.gradient_scale)
         self.mom = F32(cfg.momentum)
         self._fw = [(s.params["kernel"], s.params["biases"]) for s in slots]
+
+    def fits(self, net, vel, out_size: int) -> bool:
+        """Whether this plan still describes `net` (same objects as when it was built)."""
+        key, layers = self.key, net.layers
+        if key[0] != out_size or len(layers) != self.L or len(vel) != self.L:
+            return False
+        i = 1
+        for s, v in zip(layers, vel):
+            p = s.params
+            if (key[i] is not s or key[i + 1] is not p or key[i + 2] is not p.get("kernel")
+                    or key[i + 3] is not p.get("biases") or key[i + 4] is not v):
+                return False
+            i += 5
+        return True
 
     def forward(self, x: np.ndarray) -> None:
         """ForwardCPU into the activation buffer (the Dense module's x @ W, bias + act)."""

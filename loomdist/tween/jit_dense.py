@@ -52,7 +52,18 @@ def dense_chain_backward(W, g, y, a, s, consts, out):
     for j in range(m):
         d[j] = _clip(g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2]) * s, ten)
     nu = np.float32(1.0 / np.sqrt(n_out)) if n_out > 1 else np.float32(1)
-    for k in range(n_in):
+    k4 = n_in - n_in % 4
+    for k in range(0, k4, 4):  # four rows at once, each summed in j order
+        a0 = a1 = a2 = a3 = np.float32(0)
+        for j in range(n_out):
+            dj = d[j]
+            a0 += W[k, j] * dj
+            a1 += W[k + 1, j] * dj
+            a2 += W[k + 2, j] * dj
+            a3 += W[k + 3, j] * dj
+        out[k], out[k + 1] = _clip(a0 * nu, ten), _clip(a1 * nu, ten)
+        out[k + 2], out[k + 3] = _clip(a2 * nu, ten), _clip(a3 * nu, ten)
+    for k in range(k4, n_in):
         acc = np.float32(0)
         for j in range(n_out):
             acc += W[k, j] * d[j]
@@ -61,23 +72,27 @@ def dense_chain_backward(W, g, y, a, s, consts, out):
 
 @numba.njit(**_JIT)
 def dense_chain_update(W, b, vel, g, x, y, a, r, mom, consts):
-    """b_j += clip1(r d_j); v = mom v + (1-mom) clip1(r x_k d_j); W += v; non-finite keeps."""
+    """b_j += clip1(r d_j); v = mom v + (1-mom) clip1(r x_k d_j); W += v; non-finite keeps.
+
+    Row-major sweep (each weight's arithmetic is independent, so the order is free)."""
     n_in, n_out = W.shape
     m = min(g.size, y.size, n_out)
     kk = min(x.size, n_in)
     one = np.float32(1)
+    d = np.empty(m, np.float32)
     for j in range(m):
-        d = g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2])
-        nb = b[j] + _clip(r * d, one)
+        d[j] = g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2])
+        nb = b[j] + _clip(r * d[j], one)
         if np.isfinite(nb):
             b[j] = nb
-        for k in range(kk):
-            delta = _clip(r * x[k] * d, one)
-            v = mom * vel[k, j] + (one - mom) * delta
-            vel[k, j] = v
-            nw = W[k, j] + v
-            if np.isfinite(nw):
-                W[k, j] = nw
+    for k in range(kk):
+        rx = r * x[k]
+        Wk, vk = W[k], vel[k]
+        for j in range(m):
+            v = mom * vk[j] + (one - mom) * _clip(rx * d[j], one)
+            vk[j] = v
+            nw = Wk[j] + v
+            Wk[j] = nw if np.isfinite(nw) else Wk[j]
 
 
 @numba.njit(**_JIT)

@@ -13,7 +13,7 @@ from ..engine import walk_forward
 from ..errors import ConfigError, ShapeError
 from .config import TweenConfig, default_tween_config, validated_for
 from .explosion import ExplosionTracker
-from .fastplan import build_plan, plan_key
+from .fastplan import build_plan, plan_key, same_objects
 from .kinds import kind_of, rule_for
 from .mathx import F32
 from .passes import (
@@ -188,12 +188,13 @@ class TweenState:
         cfg = self.config
         if not (self.use_fused and cfg.use_chain_rule) or self.disabled or net.total_layers != self.total_layers:
             return None
-        key = (id(cfg), plan_key(net, self.weight_vel, out_size))
-        if getattr(self, "_plan_key", None) != key:
-            self._fplan = None if out_size < 1 else build_plan(net, self.weight_vel,
-                                                                out_size, cfg)
-            self._plan_key = key
-        plan = self._fplan
+        plan, vel = getattr(self, "_fplan", None), self.weight_vel
+        if plan is None or plan.cfg is not cfg or not plan.fits(net, vel, out_size):
+            key = [cfg, *plan_key(net, vel, out_size)]
+            if same_objects(self.__dict__.get("_plan_miss"), key):
+                return None  # this network cannot take the fused path (checked already)
+            plan = self._fplan = None if out_size < 1 else build_plan(net, vel, out_size, cfg)
+            self._plan_miss = None if plan else key
         return plan if plan is not None and np.size(x) == plan.oa[1] else None
 
     def _fused_step(self, plan, x, c: int, rate: float) -> float:

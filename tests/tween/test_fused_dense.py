@@ -94,3 +94,16 @@ def test_unfusable_velocity_or_layout_gives_no_plan():
     assert build_plan(net, [None, ts.weight_vel[1]], 4, ts.config) is None
     net.layers[1].params["kernel"] = np.asfortranarray(net.layers[1].params["kernel"])
     assert build_plan(net, ts.weight_vel, 4, ts.config) is None
+
+
+def test_plan_follows_config_and_out_size_and_remembers_misses():
+    specs = _dense_specs((8, 16, 4), ["tanh", "sigmoid"])
+    net, ts, _ = _run(specs, True, 2, steps=2)
+    first = ts._fplan
+    ts.tween_step(net, np.ones(8, np.float32), 1, 3, 0.05)
+    assert ts._fplan is not first and ts._fplan.out_size == 3
+    ts.weight_vel[0] = None  # unfusable: the generic path, and the miss is remembered
+    ts.tween_step(net, np.ones(8, np.float32), 1, 3, 0.05)
+    assert ts._fplan is None and ts._plan_miss is not None
+    ts.tween_step(net, np.ones(8, np.float32), 1, 3, 0.05)
+    assert ts._fplan is None and ts.tween_steps == 5
