@@ -3,7 +3,7 @@
 Built once per (network layers, parameter arrays, velocities, out_size) and reused: the
 rule-level facts (activation ids, depth scales, type rates, target bounds) are resolved at
 build time and the activations, errors and targets live in preallocated flat buffers, so a
-TweenStep costs one forward call per layer plus two Numba calls. A network qualifies when
+TweenStep costs one forward call per layer plus two Numba calls (jit_dense.fused_*). A network qualifies when
 every layer's tween rule says FUSED_DENSE (its kernel is a C-contiguous float32 (in, out)
 matrix) and the layer sizes chain; otherwise `build_plan` returns None and TweenState uses the
 generic per-layer path. The results are bit for bit those of the generic path.
@@ -16,7 +16,7 @@ from numba import typed
 
 from ..kernels.cpu.elementwise import _bias_act
 from . import jit_dense as jd
-from .jit_fused import fused_backward, fused_update
+from .jit_dense import fused_backward, fused_update
 from .kinds import activation_of, kind_of, rule_for, type_rate
 from .mathx import F32, depth_scale, target_bounds
 

@@ -17,10 +17,6 @@ from ..kernels.cpu.elementwise import _bias_act
 from .kinds import kind_of, rule_for
 
 
-def _key(slots) -> tuple:
-    return (*(id(s) for s in slots), *(id(a) for s in slots for a in s.params.values()))
-
-
 def _fusable(slot, dtype) -> bool:
     if not getattr(rule_for(kind_of(slot)), "FUSED_DENSE", False):
         return False
@@ -34,9 +30,15 @@ class DenseTick:
     False (nothing done) when the network's layers or parameter arrays were replaced."""
 
     def __init__(self, slots):
-        self.slots, self.key = slots, _key(slots)
-        self.fw = [(s.params["kernel"], s.params["biases"], ACTIVATIONS[s.spec.activation])
-                   for s in slots]
+        self.objs = [(s, s.params, s.params["kernel"], s.params["biases"]) for s in slots]
+        self.fw = [(W, b, ACTIVATIONS[s.spec.activation]) for s, _, W, b in self.objs]
+
+    def fits(self) -> bool:
+        """Whether every layer still has the parameter arrays the tick was built on."""
+        for s, p, W, b in self.objs:
+            if s.params is not p or p.get("kernel") is not W or p.get("biases") is not b:
+                return False
+        return True
 
     @classmethod
     def for_state(cls, state):
@@ -47,7 +49,7 @@ class DenseTick:
         return cls(slots)
 
     def __call__(self, data: list) -> bool:
-        if _key(self.slots) != self.key:
+        if not self.fits():
             return False
         new = []
         for x, (W, b, a) in zip(data, self.fw):

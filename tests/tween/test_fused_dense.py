@@ -1,4 +1,4 @@
-"""The fused Dense TweenStep (fastplan.py, jit_fused.py) equals the generic per-layer path."""
+"""The fused Dense TweenStep (fastplan.py, jit_dense.fused_*) equals the generic path."""
 
 import numpy as np
 import pytest
