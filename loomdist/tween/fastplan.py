@@ -3,10 +3,11 @@
 Built once per (network layers, parameter arrays, velocities, out_size) and reused: the
 rule-level facts (activation ids, depth scales, type rates, target bounds) are resolved at
 build time and the activations, errors and targets live in preallocated flat buffers, so a
-TweenStep costs one forward call per layer plus two Numba calls (jit_dense.fused_*). A network qualifies when
-every layer's tween rule says FUSED_DENSE (its kernel is a C-contiguous float32 (in, out)
-matrix) and the layer sizes chain; otherwise `build_plan` returns None and TweenState uses the
-generic per-layer path. The results are bit for bit those of the generic path.
+TweenStep costs one forward call per layer plus two Numba calls (jit_dense.fused_*). A
+network qualifies when every layer's tween rule says FUSED_DENSE (its kernel is a
+C-contiguous float32 (in, out) matrix) and the layer sizes chain; otherwise `build_plan`
+returns None and TweenState uses the generic per-layer path. The results are bit for bit
+those of the generic path.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ class DensePlan:
         i = 1
         for s, v in zip(layers, vel):
             p = s.params
-            if (key[i] is not s or key[i + 1] is not p or key[i + 2] is not p.get("kernel")
-                    or key[i + 3] is not p.get("biases") or key[i + 4] is not v):
+            if (key[i] is not s or key[i + 1] is not p or key[i + 4] is not v
+                    or key[i + 2] is not p["kernel"] or key[i + 3] is not p["biases"]):
                 return False
             i += 5
         return True

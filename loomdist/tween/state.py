@@ -186,7 +186,8 @@ class TweenState:
     def _fused_plan(self, net, x, out_size: int):
         """The cached DensePlan when this TweenStep can take the fused path, else None."""
         cfg = self.config
-        if not (self.use_fused and cfg.use_chain_rule) or self.disabled or net.total_layers != self.total_layers:
+        if not (self.use_fused and cfg.use_chain_rule) or self.disabled or \
+                net.total_layers != self.total_layers:
             return None
         plan, vel = getattr(self, "_fplan", None), self.weight_vel
         if plan is None or plan.cfg is not cfg or not plan.fits(net, vel, out_size):
@@ -198,7 +199,9 @@ class TweenState:
         return plan if plan is not None and np.size(x) == plan.oa[1] else None
 
     def _fused_step(self, plan, x, c: int, rate: float) -> float:
-        """tween_step through the plan's fused kernels (same results as the generic path)."""
+        """tween_step through the plan's fused kernels (same results as the generic path).
+        forward_acts, chain_gradients and backward_targets are then views of the plan's
+        buffers, overwritten by the next fused step (copy them to keep them)."""
         plan.forward(np.asarray(x, F32))
         out = plan.acts[-1].copy()
         L = self.total_layers
@@ -208,8 +211,8 @@ class TweenState:
         self.forward_acts, self.chain_gradients = list(plan.acts), list(plan.grads)
         self.backward_targets = list(plan.targets)
         self.link_budgets, self.gaps, self.depth_barrier = budgets, gaps, barrier
-        mult = self.explosion.multiplier(float(np.mean(gaps)),
-                                         self.config.explosion_detection)
+        mean = float(np.add.reduce(gaps) / F32(L))  # np.mean's float32 sum and divide
+        mult = self.explosion.multiplier(mean, self.config.explosion_detection)
         plan.update(rate * mult)
         self.tween_steps += 1
         return _sq_error(out, int(c), plan.out_size)
