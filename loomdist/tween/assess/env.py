@@ -6,6 +6,8 @@ run repeats bit for bit).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 F32 = np.float32
@@ -13,6 +15,13 @@ CHASE, AVOID = 0, 1
 TASK_NAMES = {CHASE: "chase", AVOID: "AVOID!"}
 SPEED = F32(0.02)
 MOVES = np.array([(0, SPEED), (0, -SPEED), (-SPEED, 0), (SPEED, 0)], F32)  # up down left right
+_MOVES = [tuple(m) for m in MOVES]  # float32 scalars: the hot loop avoids tiny-array numpy calls
+_ZERO, _ONE, _LO, _HI = F32(0), F32(1), F32(0.1), F32(0.9)
+
+
+def _clamp(v, lo, hi):
+    """np.clip of one float32 scalar (no NaN can occur here)."""
+    return lo if v < lo else hi if v > hi else v
 
 
 class ChaseEnv:
@@ -26,10 +35,11 @@ class ChaseEnv:
 
     def observation(self, size: int = 8) -> np.ndarray:
         """[ax, ay, tx, ty, dx, dy, dist, task], repeated cyclically to `size` values."""
-        d = self.target - self.agent
-        dist = F32(np.sqrt(np.float64(d[0] * d[0] + d[1] * d[1])))
-        base = np.array([*self.agent, *self.target, d[0], d[1], dist, F32(self.task)], F32)
-        return np.resize(base, size).astype(F32)
+        (ax, ay), (tx, ty) = self.agent, self.target  # float32 scalars: float32 arithmetic
+        dx, dy = tx - ax, ty - ay
+        dist = F32(math.sqrt(float(dx * dx + dy * dy)))
+        base = np.array((ax, ay, tx, ty, dx, dy, dist, self.task), F32)
+        return base if size == base.size else np.resize(base, size)
 
     def optimal_action(self) -> int:
         """CHASE: step toward the target along the larger offset; AVOID: the opposite."""
@@ -42,12 +52,15 @@ class ChaseEnv:
 
     def execute(self, action: int) -> None:
         if 0 <= action < 4:
-            self.agent = np.clip(self.agent + MOVES[action], F32(0), F32(1)).astype(F32)
+            (mx, my), (ax, ay) = _MOVES[action], self.agent
+            self.agent = np.array((_clamp(ax + mx, _ZERO, _ONE), _clamp(ay + my, _ZERO, _ONE)),
+                                  F32)
 
     def drift(self) -> None:
         """Target random walk: t += (U(0,1) - 0.5) * 0.01 per axis, clamped to [0.1, 0.9]."""
-        step = (self.rng.random(2, dtype=F32) - F32(0.5)) * F32(0.01)
-        self.target = np.clip(self.target + step, F32(0.1), F32(0.9)).astype(F32)
+        sx, sy = (self.rng.random(2, dtype=F32) - F32(0.5)) * F32(0.01)
+        tx, ty = self.target
+        self.target = np.array((_clamp(tx + sx, _LO, _HI), _clamp(ty + sy, _LO, _HI)), F32)
 
 
 def t16_data(input_size: int, rng: np.random.Generator, n: int = 500, classes: int = 3):
