@@ -230,9 +230,10 @@ class StepState:
         scale = grad_scaling and self._scale
         for walk in reversed(walks):
             entry = walk.tape[0]
-            if d_res is None and entry.residual is None:
-                # what walk_backward does for one layer that added no residual: no per-call
-                # gradient list, no slot.grads swap (bit-identical, tests/tween/test_step_fast)
+            if entry.residual is None and (d_res is None or walk.residual == 0):
+                # what walk_backward does for one layer that added no residual (a residual
+                # that only passes through keeps its gradient): no per-call gradient list,
+                # no slot.grads swap (bit-identical, tests/tween/test_step_fast.py)
                 slot = entry.slot
                 g, fresh = slot.module.backward(slot.spec, slot.params, entry.cache, g)
                 add_grads(slot, scale(slot, fresh) if scale else fresh)

@@ -10,19 +10,26 @@ import numpy as np
 import pytest
 
 from loomdist.engine import add_grads, walk_backward
+from loomdist.layers import LAYERS
 from loomdist.tween import StepState
 from loomdist.tween.assess.nets import t17_net
 from loomdist.tween.step import _softmax_scale, _whole_array_plan
 from loomdist.tween.step_grad import scale_layer_grads, softmax_scale
 from tests.cases import CASES
-from tests.tween.step_nets import inputs, net_around, residual_net
+from tests.tween.step_nets import grid_net, inputs, net_around, residual_net
 
 
-def reference_backward(state: StepState, dy, grad_scaling: bool):
+def reference_backward(state: StepState, dy, grad_scaling: bool, d_res=None):
     """The reference: walk_backward on every layer's walk of the last tick, last to first;
     with grad_scaling each layer's fresh gradients go through scale_layer_grads."""
+    return reference_span(state, dy, grad_scaling, d_res)[0]
+
+
+def reference_span(state: StepState, dy, grad_scaling: bool, d_res=None):
+    """reference_backward's (dL/d buffer 0, dL/d incoming residual), as span_backward."""
     out = state._walks[-1].output
-    g, d_res = np.asarray(dy, out.dtype).reshape(out.shape), None
+    g = np.asarray(dy, out.dtype).reshape(out.shape)
+    d_res = None if state.loom_residuals else d_res
     for walk in reversed(state._walks):
         slot = walk.tape[0].slot
         kept, slot.grads = slot.grads, {}
@@ -31,7 +38,7 @@ def reference_backward(state: StepState, dy, grad_scaling: bool):
         add_grads(slot, scale_layer_grads(slot.module, slot.spec, fresh) if grad_scaling
                   else fresh)
         d_res = None if state.loom_residuals else d_res
-    return g
+    return g, d_res
 
 
 def _bits(a: np.ndarray) -> bytes:
@@ -78,6 +85,51 @@ def test_test17_network_100_ticks_bit_identical(grad_scaling):
 def test_residual_network_bit_identical(loom):
     # LayerNorm / RMSNorm / MHA / SwiGLU residuals take walk_backward's general path
     _train_both(residual_net(batch=2), 30, loom, grad_scaling=True)
+
+
+def _pass_through_net():
+    """MHA's residual passes through two dense layers to a LayerNorm that adds it."""
+    L, d = LAYERS, LAYERS["dense"].Spec
+    specs = [d(3, 8, "tanh"), L["multi_head_attention"].Spec(4, 2), d(8, 8, "tanh"),
+             d(8, 8, "tanh"), L["layer_norm"].Spec(8), d(8, 2, "sigmoid")]
+    return grid_net(specs, (1, 6, 1), 2, 0)
+
+
+def _chain_backward(states, dy, backward):
+    """Backward through the spans, last to first: (dL/dx, residual gradient each received)."""
+    g, d_res, received = dy, None, []
+    for state in reversed(states):
+        received.append(d_res)
+        g, d_res = backward(state, g, d_res)
+    return g, received[::-1]
+
+
+def test_spans_with_a_travelling_residual_bit_identical():
+    # loom_residuals=False in three spans: the last hands a residual gradient back through
+    # the pure-dense middle span, where it passes layers that add no residual
+    net = _pass_through_net()
+    ref_net = copy.deepcopy(net)
+    spans = [[StepState(n, False, span=(k, k + 2)) for k in (0, 2, 4)] for n in (net, ref_net)]
+    rng, passed = np.random.default_rng(4), 0
+    for t, x in enumerate(inputs(net, 15, seed=8)):
+        for chain in spans:
+            prevs = [(c.layer_data()[-1], c.residual_out()) for c in chain[:-1]]
+            chain[0].set_input(x)
+            for c, prev in zip(chain[1:], prevs):
+                c.set_input(*prev)
+            for c in chain:
+                c.step_forward()
+        dy = rng.standard_normal(spans[0][-1].layer_data()[-1].shape).astype(np.float32)
+        got = _chain_backward(spans[0], dy, lambda s, g, r: s.span_backward(g, r, True))
+        want = _chain_backward(spans[1], dy, lambda s, g, r: reference_span(s, g, True, r))
+        assert _bits(got[0]) == _bits(want[0]), f"tick {t}: input gradients differ"
+        passed += got[1][1] is not None  # the middle span got a residual gradient
+        assert all(a is None and b is None or _bits(a) == _bits(b)
+                   for a, b in zip(got[1], want[1]))
+        _assert_same(net, ref_net, f"tick {t}")
+        for state in spans[0] + spans[1]:
+            state.apply_gradients(0.01)
+    assert passed >= 10
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
