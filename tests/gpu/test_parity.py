@@ -87,3 +87,9 @@ def test_forward_and_backward_match_cpu(case):
     for name, w, g in zip(names, want, got):
         assert g.shape == np.shape(w), name
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol, err_msg=f"{case.name}: {name}")
+
+
+def test_every_case_runs_on_the_gpu():
+    """Issue 6's parity covers every case of tests/cases.py: no kind may fall off the GPU."""
+    missing = [c.name for c in CASES if not gpu_layers.runs_on_gpu(c.spec)]
+    assert not missing, f"cases without a GPU path: {missing}"
