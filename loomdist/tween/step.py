@@ -67,7 +67,7 @@ class StepState:
         self._res = ([np.zeros((net.batch_size, n), t) for n in sizes[1:]]
                      if self.loom_residuals else [None] * len(sizes))
         self._walks = None
-        self._plans: dict = {}  # LayerScaler plans, see _scale
+        self._plans: dict = {}  # gradient-scaling plans per (module, spec, shapes), see _scale
 
     def _span(self, span) -> tuple:
         n = self.net.total_layers

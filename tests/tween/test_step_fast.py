@@ -5,6 +5,7 @@ walk_backward per layer with step_grad.scale_layer_grads, as step_backward was f
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -169,3 +170,16 @@ def test_mixed_dtype_gradients_take_the_concatenating_path():
     for k in want:
         assert _bits(got[k]) == _bits(want[k])
     assert state._scale(slot, {}) == {}
+
+
+def test_unhashable_spec_is_planned_every_call():
+    net = t17_net(np.random.default_rng(0))
+    state, dense = StepState(net), net.layers[1]
+    slot = SimpleNamespace(module=dense.module, spec=[dense.spec])  # a list cannot be hashed
+    grads = {k: np.random.default_rng(2).standard_normal(v.shape).astype(v.dtype)
+             for k, v in dense.params.items()}
+    want = scale_layer_grads(dense.module, dense.spec, grads)
+    for _ in range(2):
+        got = state._scale(slot, grads)
+        assert all(_bits(got[k]) == _bits(want[k]) for k in want)
+    assert state._plans == {}
