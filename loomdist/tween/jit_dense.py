@@ -52,7 +52,18 @@ def dense_chain_backward(W, g, y, a, s, consts, out):
     for j in range(m):
         d[j] = _clip(g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2]) * s, ten)
     nu = np.float32(1.0 / np.sqrt(n_out)) if n_out > 1 else np.float32(1)
-    for k in range(n_in):
+    k4 = n_in - n_in % 4
+    for k in range(0, k4, 4):  # four rows at once, each summed in j order
+        a0 = a1 = a2 = a3 = np.float32(0)
+        for j in range(n_out):
+            dj = d[j]
+            a0 += W[k, j] * dj
+            a1 += W[k + 1, j] * dj
+            a2 += W[k + 2, j] * dj
+            a3 += W[k + 3, j] * dj
+        out[k], out[k + 1] = _clip(a0 * nu, ten), _clip(a1 * nu, ten)
+        out[k + 2], out[k + 3] = _clip(a2 * nu, ten), _clip(a3 * nu, ten)
+    for k in range(k4, n_in):
         acc = np.float32(0)
         for j in range(n_out):
             acc += W[k, j] * d[j]
@@ -61,23 +72,31 @@ def dense_chain_backward(W, g, y, a, s, consts, out):
 
 @numba.njit(**_JIT)
 def dense_chain_update(W, b, vel, g, x, y, a, r, mom, consts):
-    """b_j += clip1(r d_j); v = mom v + (1-mom) clip1(r x_k d_j); W += v; non-finite keeps."""
+    """b_j += clip1(r d_j); v = mom v + (1-mom) clip1(r x_k d_j); W += v; non-finite keeps.
+
+    Row-major sweep (each weight's arithmetic is independent, so the order is free)."""
     n_in, n_out = W.shape
     m = min(g.size, y.size, n_out)
     kk = min(x.size, n_in)
     one = np.float32(1)
+    d = np.empty(m, np.float32)
     for j in range(m):
-        d = g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2])
-        nb = b[j] + _clip(r * d, one)
+        d[j] = g[j] * phi_out(a, y[j], consts[0], consts[1], consts[2])
+        nb = b[j] + _clip(r * d[j], one)
         if np.isfinite(nb):
             b[j] = nb
-        for k in range(kk):
-            delta = _clip(r * x[k] * d, one)
-            v = mom * vel[k, j] + (one - mom) * delta
-            vel[k, j] = v
-            nw = W[k, j] + v
-            if np.isfinite(nw):
-                W[k, j] = nw
+    keep = one - mom
+    for k in range(kk):
+        rx = r * x[k]
+        Wk, vk = W[k], vel[k]
+        for j in range(m):  # selects only (clip keeps NaN, w - w == 0 is isfinite): SIMD
+            t = rx * d[j]
+            t = one if t > one else t
+            t = -one if t < -one else t
+            v = mom * vk[j] + keep * t
+            vk[j] = v
+            nw = Wk[j] + v
+            Wk[j] = nw if nw - nw == 0 else Wk[j]
 
 
 @numba.njit(**_JIT)
@@ -118,3 +137,49 @@ def budget_gap(f, b):
     if ff <= 0.001 or bb <= 0.001:
         return 0.5, gap
     return (fb / np.sqrt(ff * bb) + 1.0) / 2.0, gap
+
+
+# Fused TweenStep kernels of an all-Dense network (fastplan.py). They live in this file so
+# Numba's cache, which only watches the defining file, recompiles them with the loops above.
+# Flat buffers: A holds a_0..a_L at offsets oa, G the errors g_0..g_L and T the targets
+# t_0..t_L at offsets og (g_L and t_L have out_size values). They call the per-layer loops in
+# the generic path's order, so the results are bit for bit passes.py's.
+@numba.njit(**_JIT)
+def fused_backward(Ws, acts, A, oa, G, T, og, c, out_size, scales, consts, tb, gscale,
+                   budgets, gaps, barrier):
+    """Chain sweep, targets, budgets/gaps and depth barrier of L Dense layers (in place).
+
+    acts[k]: activation id of layer k; scales[k]: its float32 depth scale; tb (L, 3):
+    lo, hi, clamp flag of layer k's target bounds."""
+    L = len(Ws)
+    gL, tL = G[og[L]:og[L + 1]], T[og[L]:og[L + 1]]
+    y = A[oa[L]:oa[L + 1]]
+    for j in range(out_size):
+        gL[j] = -y[j] if j < y.size else np.float32(0)
+        tL[j] = np.float32(0)
+    if 0 <= c < out_size:
+        gL[c] += np.float32(1)
+        tL[c] = np.float32(1)
+    for k in range(L - 1, -1, -1):
+        x, y = A[oa[k]:oa[k + 1]], A[oa[k + 1]:oa[k + 2]]
+        g, cur = G[og[k + 1]:og[k + 2]], G[og[k]:og[k + 1]]
+        dense_chain_backward(Ws[k], g, y, acts[k], scales[k], consts, cur)
+        safe_clip(cur, np.float32(10))
+        chain_target(x, cur, gscale, tb[k, 0], tb[k, 1], tb[k, 2] != 0,
+                        T[og[k]:og[k + 1]])
+    prod = 1.0
+    for i in range(L):
+        b, gp = budget_gap(A[oa[i + 1]:oa[i + 2]], T[og[i + 1]:og[i + 2]])
+        budgets[i], gaps[i] = b, gp
+        prod *= np.float64(np.float32(b))
+        barrier[i] = prod
+
+
+@numba.njit(**_JIT)
+def fused_update(Ws, bs, vels, acts, A, oa, G, og, rate, trates, scales, mom, consts):
+    """Every layer's chain update with r = float32(rate * trates[k] * scales[k]) (float64)."""
+    for k in range(len(Ws)):
+        r = np.float32(rate * trates[k] * scales[k])
+        dense_chain_update(Ws[k], bs[k], vels[k], G[og[k + 1]:og[k + 2]],
+                              A[oa[k]:oa[k + 1]], A[oa[k + 1]:oa[k + 2]], acts[k], r, mom,
+                              consts)

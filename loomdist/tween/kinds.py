@@ -10,7 +10,8 @@ A rule is a class of static methods (spec 4.6, 4.9):
 `p` is the layer's live params dict (updated in place), `g`/`x`/`y` flat float32 vectors.
 `RATE` names the TweenConfig multiplier, `BP_PARAMS` the parameters LOOM's UpdateWeights
 touches (NormalBP), `APPLY_PARAMS` those ApplyGradients touches
-(Step+BP), `HAS_KERNEL` whether LOOM keeps a velocity slot and SaveBest copies it.
+(Step+BP), `HAS_KERNEL` whether LOOM keeps a velocity slot and SaveBest copies it,
+`FUSED_DENSE` whether TweenStep may run the layer through the fused Dense kernels.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class PassRule:
     BP_PARAMS: tuple = ()
     APPLY_PARAMS: tuple = ()
     HAS_KERNEL = False
+    FUSED_DENSE = False
 
     @staticmethod
     def chain_backward(p, spec, g, x, y, s, cfg):

@@ -22,6 +22,7 @@ class DenseRule(PassRule):
     BP_PARAMS = ("kernel", "biases")
     APPLY_PARAMS = ("kernel", "biases")
     HAS_KERNEL = True
+    FUSED_DENSE = True  # TweenStep may run runs of these through jit_dense.fused_* (fastplan.py)
 
     @staticmethod
     def chain_backward(p, spec, g, x, y, s, cfg):

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import ConfigError
 from .bp import bp_train, keep_loom_apply_grads
 from .config import default_tween_config
+from .fasttick import DenseTick
 from .mathx import F32
 from .state import TweenState
 
@@ -172,6 +173,7 @@ class StepTweenChain(_TweenMixin, Stepping):
         super().__init__(net, out_size)
         self._tween_init(rate)
         self.tween_every, self.count = tween_every, 0
+        self.state.fast_tick = DenseTick.for_state(self.state)  # None: the generic tick
 
     def learn(self, x, c):
         self.count += 1

@@ -13,6 +13,7 @@ from ..engine import walk_forward
 from ..errors import ConfigError, ShapeError
 from .config import TweenConfig, default_tween_config, validated_for
 from .explosion import ExplosionTracker
+from .fastplan import build_plan, plan_key, same_objects
 from .kinds import kind_of, rule_for
 from .mathx import F32
 from .passes import (
@@ -73,6 +74,7 @@ class TweenState:
         self.link_budget_history, self.gap_history = [], []
         self.depth_barrier_history, self.epoch_metrics = [], []
         self.explosion = ExplosionTracker()
+        self.use_fused = True  # False: always the generic per-layer path (fastplan.py)
 
     def _plain_walk(self, net):
         """(spec, params, module) per layer when no layer has LOOM's implicit residual (the
@@ -167,6 +169,9 @@ class TweenState:
     def tween_step(self, net, x, c: int, out_size: int, rate: float) -> float:
         """One sample: forward, backward, budgets, explosion damping, update. Returns the
         squared error sum of the pre-update output."""
+        plan = self._fused_plan(net, x, out_size)
+        if plan is not None:
+            return self._fused_step(plan, x, c, rate)
         out = self._sweep(net, x, c, out_size)
         mult = self.explosion.multiplier(float(np.mean(self.gaps)) if self.gaps.size else 0.0,
                                          self.config.explosion_detection)
@@ -176,6 +181,41 @@ class TweenState:
             self.tween_weights(net, rate * mult)
         self.tween_steps += 1
         return _sq_error(out, c, out_size)
+
+    # ------------------------------------------------------- fused Dense path
+    def _fused_plan(self, net, x, out_size: int):
+        """The cached DensePlan when this TweenStep can take the fused path, else None."""
+        cfg = self.config
+        if not (self.use_fused and cfg.use_chain_rule) or self.disabled or \
+                net.total_layers != self.total_layers:
+            return None
+        plan, vel = getattr(self, "_fplan", None), self.weight_vel
+        if plan is None or plan.cfg is not cfg or not plan.fits(net, vel, out_size):
+            key = [cfg, *plan_key(net, vel, out_size)]
+            if same_objects(self.__dict__.get("_plan_miss"), key):
+                return None  # this network cannot take the fused path (checked already)
+            plan = self._fplan = None if out_size < 1 else build_plan(net, vel, out_size, cfg)
+            self._plan_miss = None if plan else key
+        return plan if plan is not None and np.size(x) == plan.oa[1] else None
+
+    def _fused_step(self, plan, x, c: int, rate: float) -> float:
+        """tween_step through the plan's fused kernels (same results as the generic path).
+        forward_acts, chain_gradients and backward_targets are then views of the plan's
+        buffers, overwritten by the next fused step (copy them to keep them)."""
+        plan.forward(np.asarray(x, F32))
+        out = plan.acts[-1].copy()
+        L = self.total_layers
+        budgets, gaps = np.empty(L, F32), np.empty(L, F32)
+        barrier = np.empty(L, F32)
+        plan.backward(int(c), budgets, gaps, barrier)
+        self.forward_acts, self.chain_gradients = list(plan.acts), list(plan.grads)
+        self.backward_targets = list(plan.targets)
+        self.link_budgets, self.gaps, self.depth_barrier = budgets, gaps, barrier
+        mean = float(np.add.reduce(gaps) / F32(L))  # np.mean's float32 sum and divide
+        mult = self.explosion.multiplier(mean, self.config.explosion_detection)
+        plan.update(rate * mult)
+        self.tween_steps += 1
+        return _sq_error(out, int(c), plan.out_size)
 
     # ------------------------------------------------------------- batches
     def reset_batch(self) -> None:

@@ -156,6 +156,11 @@ class StepState:
 
     def step_forward(self) -> None:
         """One tick: every layer reads its buffer as it was before the tick."""
+        # fast-path hook (tween/fasttick.py, set by StepTweenChain): no walks are kept
+        tick = getattr(self, "fast_tick", None)
+        if tick is not None and not self.net._observers and tick(self._data):
+            self._walks, self.step_count = None, self.step_count + 1
+            return
         walks = [self._compute(i) for i in range(self.num_layers)]
         if self.net._observers:
             fire_forward(self.net, [w.output for w in walks], "step", self.step_count,
