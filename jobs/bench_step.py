@@ -15,6 +15,11 @@ layers (leaky_relu), batch 1, LOOM-sized by default (width 32). Reported:
     grid_tween_ticks_per_s  StepGrid.tween_tick (StepTweenChain: tick, then TweenStep across
                             the actors), waited for once at the end
 
+With --t17-bp N the script instead times N local Step+BP outputs (tween's StepBP mode as
+`loomdist tween assess` runs it: step tick, grad = out - one-hot target, step_backward with
+gradient scaling, ApplyGradients) on LOOM's Test 17 network (Dense 8-32-64-64-64-32-4),
+without Ray: `step_bp_outputs_per_s`.
+
 Without --address the script starts a local Ray with num_cpus = the visible cores and stops
 it at the end; with --address it joins that cluster.
 """
@@ -93,6 +98,28 @@ def local_rate(net, cfg: BenchConfig) -> float:
     return cfg.ticks / (time.perf_counter() - t0)
 
 
+def t17_bp_report(outputs: int, warmup: int = 200) -> dict:
+    """Local Step+BP outputs/s on the Test 17 network (no Ray), JSON-ready."""
+    from loomdist.tween.assess.nets import t17_net
+    from loomdist.tween.modes import make_mode
+    if outputs < 1:
+        raise ConfigError(f"bench_step: --t17-bp must be >= 1 (got {outputs}); pass the "
+                          f"number of timed Step+BP outputs")
+    mode = make_mode("StepBP", t17_net(np.random.default_rng(17)), 4, "adapt")
+    xs = np.random.default_rng(0).random((outputs + warmup, 8)).astype(np.float32)
+    for i, x in enumerate(xs[:warmup]):
+        mode.output(x)
+        mode.learn(x, i % 4)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i, x in enumerate(xs[warmup:]):
+        mode.output(x)
+        mode.learn(x, i % 4)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"config": {"t17_bp_outputs": outputs, "warmup": warmup}, "wall_s": wall,
+            "cpu_s": cpu, "step_bp_outputs_per_s": outputs / wall,
+            "step_bp_outputs_per_cpu_s": outputs / cpu if cpu > 0 else None}
+
+
 def grid_rates(net, cfg: BenchConfig) -> dict:
     grid = StepGrid(net, loom_residuals=cfg.loom_residuals, timeout_s=cfg.timeout_s)
     try:
@@ -142,8 +169,19 @@ def run(cfg: BenchConfig, log=print) -> dict:
     return report
 
 
-def machine_info() -> dict:
-    return {"cores": len(os.sched_getaffinity(0)), "ray_cpus": ray.cluster_resources().get("CPU"),
+def _grid_main(cfg: BenchConfig, args) -> dict:
+    started = connect(args.address, args.num_cpus)
+    try:
+        return run(cfg, log=lambda s: print(s, flush=True))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def machine_info(ray_cpus: object = "cluster") -> dict:
+    if ray_cpus == "cluster":
+        ray_cpus = ray.cluster_resources().get("CPU")
+    return {"cores": len(os.sched_getaffinity(0)), "ray_cpus": ray_cpus,
             "ray_version": ray.__version__, "numpy_version": np.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
@@ -168,6 +206,8 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
     ap.add_argument("--json", help="write the report here")
+    ap.add_argument("--t17-bp", type=int, metavar="N",
+                    help="only time N local Step+BP outputs on the Test 17 network (no Ray)")
     args = ap.parse_args(argv)
     given = {k: getattr(args, k) for k in HELP if getattr(args, k) is not None}
     try:
@@ -179,12 +219,13 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
 
 def main(argv: list[str] | None = None) -> dict:
     cfg, args = parse_args(sys.argv[1:] if argv is None else argv)
-    started = connect(args.address, args.num_cpus)
-    try:
-        report = run(cfg, log=lambda s: print(s, flush=True))
-    finally:
-        if started:
-            ray.shutdown()
+    if args.t17_bp is not None:
+        report = t17_bp_report(args.t17_bp)
+        report["machine"] = machine_info(ray_cpus=None)
+        print(f"local Step+BP (Test 17 network): {report['step_bp_outputs_per_s']:.0f} "
+              f"outputs/s", flush=True)
+    else:
+        report = _grid_main(cfg, args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(report, args.json)

@@ -24,11 +24,11 @@ from collections import deque
 
 import numpy as np
 
-from ..engine import walk_backward, walk_forward
+from ..engine import add_grads, walk_backward, walk_forward
 from ..errors import ConfigError, ShapeError
 from ..layers._common import positive_int
 from .events import fire_forward, observed_walk
-from .step_grad import scale_layer_grads
+from .step_grad import loom_groups, scale_layer_grads, softmax_scale
 
 
 class StepState:
@@ -67,6 +67,7 @@ class StepState:
         self._res = ([np.zeros((net.batch_size, n), t) for n in sizes[1:]]
                      if self.loom_residuals else [None] * len(sizes))
         self._walks = None
+        self._plans: dict = {}  # gradient-scaling plans per (module, spec, shapes), see _scale
 
     def _span(self, span) -> tuple:
         n = self.net.total_layers
@@ -227,10 +228,44 @@ class StepState:
         if self.net._observers:
             walks = [observed_walk(self.net, w, self.first + i, "step", self.step_count)
                      for i, w in enumerate(walks)]
+            for walk in reversed(walks):
+                g, d_res = _backward_walk(walk, g, d_res, grad_scaling and self._scale)
+                d_res = None if self.loom_residuals else d_res
+            return g, d_res
+        scale = grad_scaling and self._scale
         for walk in reversed(walks):
-            g, d_res = _backward_one(walk, g, d_res, grad_scaling)
+            entry = walk.tape[0]
+            if entry.residual is None and (d_res is None or walk.residual == 0):
+                # what walk_backward does for one layer that added no residual (a residual
+                # that only passes through keeps its gradient): no per-call gradient list,
+                # no slot.grads swap (bit-identical, tests/tween/test_step_fast.py)
+                slot = entry.slot
+                g, fresh = slot.module.backward(slot.spec, slot.params, entry.cache, g)
+                add_grads(slot, scale(slot, fresh) if scale else fresh)
+            else:
+                g, d_res = _backward_walk(walk, g, d_res, scale)
             d_res = None if self.loom_residuals else d_res
         return g, d_res
+
+    def _scale(self, slot, grads: dict) -> dict:
+        """scale_layer_grads(slot.module, slot.spec, grads), its packing worked out once per
+        layer and gradient shapes: when each LOOM group is one whole array (Dense: kernel,
+        biases) of one shared dtype, each array is scaled on its own, without concatenating."""
+        if not grads:
+            return {}
+        key = (slot.module, slot.spec, tuple((k, np.shape(v)) for k, v in grads.items()))
+        try:
+            plan = self._plans.get(key)
+        except TypeError:  # a spec that cannot be hashed: work the packing out every call
+            key, plan = None, None
+        if plan is None:
+            plan = _whole_array_plan(slot, grads)
+            if key is not None:
+                self._plans[key] = plan
+        if plan is False or len({v.dtype for v in grads.values()}) > 1:
+            return scale_layer_grads(slot.module, slot.spec, grads)
+        return {k: _softmax_scale(np.ravel(v)).reshape(v.shape) if k in plan else v.copy()
+                for k, v in grads.items()}
 
     def apply_gradients(self, lr: float) -> None:
         """LOOM's ApplyGradients without an optimizer: p -= lr * g on every parameter of
@@ -243,16 +278,51 @@ class StepState:
             slot.grads = {}
 
 
-def _backward_one(walk, g, d_res, grad_scaling: bool):
-    """walk_backward on one layer's walk; with grad_scaling, scale this call's gradients."""
+def _whole_array_plan(slot, grads: dict):
+    """The names whose arrays are each exactly one LOOM gradient group, or False when the
+    groups cut or join arrays (scale_layer_grads then scales the concatenation)."""
+    shapes = {k: np.shape(v) for k, v in grads.items()}
+    spans, offset = {}, 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        spans[(offset, size)], offset = name, offset + size
+    names = set()
+    for group in loom_groups(slot.module, slot.spec, shapes):
+        if not group.size:
+            continue
+        name = spans.get((int(group[0]), group.size))
+        if name is None or name in names or not np.array_equal(
+                group, np.arange(group[0], group[0] + group.size)):
+            return False
+        names.add(name)
+    return frozenset(names)
+
+
+def _softmax_scale(g: np.ndarray) -> np.ndarray:
+    """step_grad.softmax_scale with the same float64 operations in the same order, written
+    into one scratch array (bit-identical, tests/tween/test_step_fast.py)."""
+    if not g.size:
+        return softmax_scale(g)
+    g64 = g.astype(np.float64)
+    e = np.abs(g64)
+    np.subtract(e, e.max(), out=e)
+    np.exp(e, out=e)
+    total = e.sum()
+    np.multiply(e, e.size, out=e)
+    np.divide(e, total, out=e)
+    np.multiply(g64, e, out=e)
+    return e.astype(g.dtype)
+
+
+def _backward_walk(walk, g, d_res, scale):
+    """walk_backward on one layer's walk; with `scale`, scale this call's gradients."""
     slot = walk.tape[0].slot
-    if not grad_scaling:
+    if not scale:
         return walk_backward(walk, g, d_res)
     kept, slot.grads = slot.grads, {}
     dx, d_res = walk_backward(walk, g, d_res)
-    fresh, slot.grads = scale_layer_grads(slot.module, slot.spec, slot.grads), kept
-    for name, value in fresh.items():
-        slot.grads[name] = kept[name] + value if name in kept else value
+    fresh, slot.grads = scale(slot, slot.grads), kept
+    add_grads(slot, fresh)
     return dx, d_res
 
 

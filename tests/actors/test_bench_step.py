@@ -38,3 +38,15 @@ def test_config_errors_and_options(bench):
     assert (cfg.ticks, cfg.width, cfg.loom_residuals) == (300, 16, False)
     with pytest.raises(SystemExit):
         bench.parse_args(["--window", "0"])
+
+
+def test_t17_step_bp_report_without_ray(bench, tmp_path, capsys):
+    report = bench.t17_bp_report(5, warmup=2)
+    assert report["step_bp_outputs_per_s"] > 0 and report["config"]["t17_bp_outputs"] == 5
+    out = tmp_path / "bp.json"
+    bench.main(["--t17-bp", "3", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["machine"]["ray_cpus"] is None and doc["step_bp_outputs_per_s"] > 0
+    assert "Step+BP" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="t17-bp must be >= 1"):
+        bench.t17_bp_report(0)
