@@ -14,6 +14,7 @@ weight gradients once per mini-batch, for modules that split their backward.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +51,12 @@ class Walk:
 
 def walk_forward(slots, x: np.ndarray, residual_in=None, where=None) -> Walk:
     """Run `slots` (Layer objects) in order on x (batch, features)."""
+    return residual_walk(slots, x, residual_in, where, _cpu_forward, operator.add)
+
+
+def residual_walk(slots, x, residual_in, where, run, add) -> Walk:
+    """LOOM's residual bookkeeping over `slots`, on any array type (the CPU engine and the
+    wgpu runner share it): run(i, slot, h) -> (y, cache) runs layer i, add(a, b) -> a + b."""
     tensors, tape = [residual_in, x], []
     residual = 0 if residual_in is not None else None
     for i, slot in enumerate(slots):
@@ -61,11 +68,11 @@ def walk_forward(slots, x: np.ndarray, residual_in=None, where=None) -> Walk:
         mode = getattr(slot.module, "RESIDUAL", None)
         added = residual if mode == "pre_add" and _fits(tensors, residual, h) else None
         if added is not None:
-            h = h + tensors[added]
-        y, cache = slot.module.forward(slot.spec, slot.params, h)
+            h = add(h, tensors[added])
+        y, cache = run(i, slot, h)
         if mode == "post_add" and _fits(tensors, residual, y):
             added = residual
-            y = y + tensors[added]
+            y = add(y, tensors[added])
         tensors.append(y)
         tape.append(TapeEntry(slot, cache, added, mode))
         if mode == "store_input":
@@ -73,6 +80,10 @@ def walk_forward(slots, x: np.ndarray, residual_in=None, where=None) -> Walk:
         elif mode in ("pre_add", "post_add"):
             residual = i + 2
     return Walk(tape, tensors, residual)
+
+
+def _cpu_forward(i, slot, h):
+    return slot.module.forward(slot.spec, slot.params, h)
 
 
 def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | None = None,
@@ -85,24 +96,39 @@ def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | N
         whose module can split its backward (see backward_layer); their grads then come later.
     Returns (dL/dx, dL/d(residual_in) or None).
     """
+    def back(entry, gy):
+        return backward_layer(entry.slot, entry.cache, gy, defer)
+
+    grads = residual_backward(walk, dy, d_residual_out, upto, back, operator.add)
+    dx = grads[1] if grads[1] is not None else np.zeros_like(walk.tensors[1])
+    return dx, grads[0]
+
+
+def residual_backward(walk: Walk, dy, d_residual_out, upto, back, add) -> list:
+    """The backward of residual_walk on any array type: back(entry, gy) -> dx runs one layer's
+    backward. Returns the gradient list: [0] for residual_in, [1] for the input (None where
+    nothing arrived)."""
     tape = walk.tape if upto is None else walk.tape[:upto]
     grads: list = [None] * (len(tape) + 2)
     grads[-1] = dy
+
+    def accumulate(k, g):
+        grads[k] = g if grads[k] is None else add(grads[k], g)
+
     if d_residual_out is not None and walk.residual is not None:
         if walk.residual < len(grads):
-            _accumulate(grads, walk.residual, d_residual_out)
+            accumulate(walk.residual, d_residual_out)
     for i in range(len(tape) - 1, -1, -1):
         entry, gy = tape[i], grads[i + 2]
         if gy is None:
             continue
         if entry.mode == "post_add" and entry.residual is not None:
-            _accumulate(grads, entry.residual, gy)
-        dx = backward_layer(entry.slot, entry.cache, gy, defer)
+            accumulate(entry.residual, gy)
+        dx = back(entry, gy)
         if entry.mode == "pre_add" and entry.residual is not None:
-            _accumulate(grads, entry.residual, dx)
-        _accumulate(grads, i + 1, dx)
-    dx = grads[1] if grads[1] is not None else np.zeros_like(walk.tensors[1])
-    return dx, grads[0]
+            accumulate(entry.residual, dx)
+        accumulate(i + 1, dx)
+    return grads
 
 
 def backward_layer(slot, cache, dy: np.ndarray, defer=None) -> np.ndarray:
@@ -156,10 +182,6 @@ class WeightGradStash:
     def clear(self) -> None:
         """Drop what was stashed (a new mini-batch begins)."""
         self._slots = {}
-
-
-def _accumulate(grads: list, k: int, g: np.ndarray) -> None:
-    grads[k] = g if grads[k] is None else grads[k] + g
 
 
 def _fits(tensors, residual, h) -> bool:

@@ -7,13 +7,15 @@ changed. Assigning `slot.params` or `slot.grads` uploads the new values; paramet
 handed out are written back before the next pass, so in-place edits (net.param(...)[...] = v,
 checkpoint loads) reach the device as on the CPU. A training step records forward, loss, backward,
 clipping and the optimizer update into one command encoder and reads back only the loss and
-the gradient norm. The walks mirror loomdist/engine.py (LOOM's implicit residual).
+the gradient norm. The walks are loomdist/engine.py's (LOOM's implicit residual), run on
+GpuArrays through the Stream.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from loomdist.engine import Walk, residual_backward, residual_walk
 from loomdist.errors import ConfigError, ShapeError
 from loomdist.kernels.gpu import layers as registry
 from loomdist.kernels.gpu import losses, ops
@@ -200,30 +202,13 @@ class GpuRunner:
         """Record the forward walk; keeps (tape, tensors) for backward and, in `residual`,
         the tensor index of the residual it hands on (engine.Walk's; a pipeline stage passes
         the residual its predecessor left as residual_in)."""
-        tensors, tape = [residual_in, x], []
-        residual = 0 if residual_in is not None else None
-        for i, slot in enumerate(self.net.layers):
-            if slot is None:
-                raise ConfigError(f"{self.where(i)}: no layer is set here; call set_layer")
-            h = tensors[-1]
-            slot.spec.out_features(h.shape[1], self.where(i))
-            mode = getattr(slot.module, "RESIDUAL", None)
-            added = residual if mode == "pre_add" and _fits(tensors, residual, h) else None
-            if added is not None:
-                h = ops.add(s, h, tensors[added])
-            module = registry.gpu_module(slot.spec.kind)
-            y, cache = module.forward(s, slot.spec, self.params[i], h)
-            if mode == "post_add" and _fits(tensors, residual, y):
-                added = residual
-                y = ops.add(s, y, tensors[added])
-            tensors.append(y)
-            tape.append((i, cache, added, mode))
-            if mode == "store_input":
-                residual = i + 1
-            elif mode in ("pre_add", "post_add"):
-                residual = i + 2
-        self.tape, self.residual = (tape, tensors), residual
-        return tensors[-1]
+        def run(i, slot, h):
+            return registry.gpu_module(slot.spec.kind).forward(s, slot.spec, self.params[i], h)
+
+        walk = residual_walk(self.net.layers, x, residual_in, lambda i, _: self.where(i), run,
+                             lambda a, b: ops.add(s, a, b))
+        self.tape, self.residual = (walk.tape, walk.tensors), walk.residual
+        return walk.output
 
     def record_backward(self, s: Stream, dy: GpuArray, upto: int | None = None,
                         d_residual: GpuArray | None = None) -> GpuArray:
@@ -231,27 +216,18 @@ class GpuRunner:
         d_residual: gradient for the residual the forward handed on (from later stages);
         dL/d(residual_in) is left in self.d_residual_in (None when nothing reached it)."""
         tape, tensors = self.tape
-        tape = tape if upto is None else tape[:upto]
         self._layer_dx = []
-        grads: list = [None] * (len(tape) + 2)
-        grads[-1] = dy
-        if d_residual is not None and self.residual is not None and self.residual < len(grads):
-            _accumulate(s, grads, self.residual, d_residual)
-        for k in range(len(tape) - 1, -1, -1):
-            i, cache, residual, mode = tape[k]
-            gy = grads[k + 2]
-            if gy is None:
-                continue
-            if mode == "post_add" and residual is not None:
-                _accumulate(s, grads, residual, gy)
-            spec = self.net.layers[i].spec
+
+        def back(entry, gy):
+            i, spec = entry.slot._index, entry.slot.spec
             module = registry.gpu_module(spec.kind)
-            dx, g = module.backward(s, spec, self.params[i], cache, gy)
+            dx, g = module.backward(s, spec, self.params[i], entry.cache, gy)
             self._layer_dx.append((i, dx))
             self._add_grads(s, i, g)
-            if mode == "pre_add" and residual is not None:
-                _accumulate(s, grads, residual, dx)
-            _accumulate(s, grads, k + 1, dx)
+            return dx
+
+        grads = residual_backward(Walk(tape, tensors, self.residual), dy, d_residual, upto,
+                                  back, lambda a, b: ops.add(s, a, b))
         self.stale, self.d_residual_in = True, grads[0]
         return grads[1] if grads[1] is not None else s.empty(tensors[1].shape)  # zeros
 
@@ -322,9 +298,3 @@ def _in_place(old, new: np.ndarray) -> np.ndarray:
     return new
 
 
-def _accumulate(s: Stream, grads: list, k: int, g: GpuArray) -> None:
-    grads[k] = g if grads[k] is None else ops.add(s, grads[k], g)
-
-
-def _fits(tensors, residual, h) -> bool:
-    return residual is not None and tensors[residual].shape == h.shape
