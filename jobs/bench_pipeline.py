@@ -26,8 +26,9 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
 and, per activation size of the sweep, the per-hop overhead: an activation handed from one
 trivial actor to another (ms per hop) and the driver's ray.put / ray.get of it.
 
-Each stage actor reserves `--cpus-per-actor` CPUs (Numba/BLAS threads = max(1, floor)); when
-K of them do not fit, the point shares the cluster's CPUs evenly and is marked `shared`.
+Each stage actor reserves `--cpus-per-actor` CPUs (Numba/BLAS threads = max(1, floor)) and,
+with a whole number of them, is pinned to its own CPUs (`--pin`, Plan.pin_cpus); when K of
+them do not fit, the point shares the cluster's CPUs evenly and is marked `shared`.
 Without --address the script starts a local Ray with num_cpus = the visible cores (no network
 needed) and stops it at the end; with --address it joins that cluster.
 """
@@ -80,6 +81,7 @@ class BenchConfig:
     scaling_s: float = 0.5           # seconds per GEMM loop of the CPU-scaling probe
     timeout_s: float = 600.0         # DistributedTrainer's limit of every wait
     defer_weight_grads: bool = True  # weight gradients once per mini-batch (False: per micro)
+    pin_cpus: str | None = "process"  # Plan.pin_cpus: process | thread | None (the OS places)
 
     def __post_init__(self):
         for name in ("cells", "layers_per_cell", "width", "batch", "steps", "hops"):
@@ -134,7 +136,7 @@ def cpus_for(cfg: BenchConfig, k: int) -> tuple[float | None, bool]:
 def measure_point(net, cfg: BenchConfig, k: int, m: int) -> dict:
     """Time `cfg.steps` steps of K stages and M micro-batches; returns one result row."""
     per, shared = cpus_for(cfg, k)
-    plan = Plan.balanced(net, k, cost=[1.0] * cfg.cells, num_cpus=per)
+    plan = Plan.balanced(net, k, cost=[1.0] * cfg.cells, num_cpus=per, pin_cpus=cfg.pin_cpus)
     tcfg = TrainingConfig(loss_type="mse", optimizer="sgd", learning_rate=1e-6,
                           batch_size=cfg.batch)
     x, target = batch_data(cfg)
@@ -223,28 +225,44 @@ def _hops(a, b, m: int, rows: int, width: int, hops: int) -> dict:
 
 # ------------------------------------------------------------------ CPU scaling
 @ray.remote
-def _gemm_seconds(rows: int, width: int, reps: int, threads: int) -> float:
+def _gemm_seconds(rows: int, width: int, reps: int, threads: int, chunk: int = -1,
+                  per: int = 1) -> float:
+    """Seconds of `reps` GEMMs on `threads` threads; chunk >= 0: pinned to the chunk-th run
+    of `per` CPUs, as pinning.assign_cpus gives them to actors (the affinity is restored)."""
+    from loomdist.actors.pinning import pin_process
     from loomdist.threads import set_threads
+    allowed = sorted(os.sched_getaffinity(0))
+    if chunk >= 0:  # as pinning.assign_cpus hands out CPUs: from the highest down
+        top = len(allowed)
+        pin_process(allowed[top - (chunk + 1) * per:top - chunk * per])
     set_threads(threads)
-    rng = np.random.default_rng(0)
-    x, w = (rng.standard_normal(s).astype(np.float32) for s in ((rows, width), (width, width)))
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        x @ w
-    return time.perf_counter() - t0
+    try:
+        rng = np.random.default_rng(0)
+        x, w = (rng.standard_normal(s).astype(np.float32)
+                for s in ((rows, width), (width, width)))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            x @ w
+        return time.perf_counter() - t0
+    finally:
+        if chunk >= 0:
+            pin_process(allowed)
 
 
 def cpu_scaling(cfg: BenchConfig) -> dict:
     """{K: aggregate speedup of K concurrent single-thread GEMM loops over one}: the most a
-    K-stage pipeline can gain on these CPUs (shared vCPUs, memory bandwidth, SMT)."""
+    K-stage pipeline can gain on these CPUs (shared vCPUs, memory bandwidth, SMT). With
+    pin_cpus and whole CPUs per actor the loops are pinned as the stage actors would be."""
     rows = max(1, cfg.batch // max(cfg.micro))
     probe = ray.get(_gemm_seconds.remote(rows, cfg.width, 10, 1), timeout=cfg.timeout_s)
     reps = max(10, int(10 * cfg.scaling_s / max(probe, 1e-6)))
     out = {}
     for k in sorted(set(cfg.stages) | {1}):
-        per, _ = cpus_for(cfg, k)
-        refs = [_gemm_seconds.options(num_cpus=per or 1e-4).remote(rows, cfg.width, reps, 1)
-                for _ in range(k)]
+        per, shared = cpus_for(cfg, k)
+        pin = cfg.pin_cpus and not shared and per is not None and float(per).is_integer()
+        refs = [_gemm_seconds.options(num_cpus=per or 1e-4).remote(
+            rows, cfg.width, reps, 1, i if pin else -1, int(per) if pin else 1)
+            for i in range(k)]
         out[k] = max(ray.get(refs, timeout=cfg.timeout_s))
     return {k: k * out[1] / t for k, t in out.items()}
 
@@ -363,12 +381,18 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     ap.add_argument("--no-defer", dest="defer_weight_grads", action="store_false",
                     default=None, help="weight gradients per micro-batch, accumulated "
                     "(default: deferred to one GEMM per mini-batch)")
+    ap.add_argument("--pin", dest="pin_cpus", choices=("thread", "process", "none"),
+                    help="Plan.pin_cpus of the stage actors: all their threads (default: "
+                    "process) or their compute thread on their own CPUs, or none (the OS "
+                    "places them)")
     ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
     ap.add_argument("--json", help="write the report here")
     args = ap.parse_args(argv)
     given = {k: v for k, v in vars(args).items()
              if v is not None and k in BenchConfig.__dataclass_fields__}
+    if given.get("pin_cpus") == "none":
+        given["pin_cpus"] = None
     try:
         return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
     except ConfigError as e:

@@ -11,6 +11,13 @@ mode) the JSON has mean / population std / min / max / median of the per-run ave
 and the post-change accuracies, the mean window accuracies, LOOM's published mean (std) next
 to ours, and the measured outputs/s.
 
+Runs split over several invocations (--nets / --depths, other machines) are combined with
+
+    python jobs/tween_sparta.py --merge a.json b.json ... --json merged.json
+
+which takes per (config, mode) the summary of the last file that has >= --seeds runs of it
+and records that file's command and machine next to it.
+
 Cost: a Dense-3L run (52 000 outputs) takes ~10 s of CPU on the 2-core VM; Attn, LSTM and
 9-layer configs several times that: one seed of all 45 (config, mode) runs did not finish in
 15 min on 2 workers, so the full run (450 runs) needs >= 20 min on 16 cores. Split it by
@@ -22,10 +29,12 @@ per window than LOOM, so not LOOM's dynamics).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -107,6 +116,33 @@ def _document(a, rows: list, planned: int, wall: float) -> dict:
             "summary": summarize(rows)}
 
 
+def merge(paths: list, seeds: int) -> dict:
+    """One document from several: per (config, mode) the last file's summary with >= seeds
+    runs, in LOOM's table order, with its source file, command and machine."""
+    found: dict = {}
+    for path in paths:
+        doc = json.loads(Path(path).read_text())
+        for config, modes in doc.get("summary", {}).items():
+            for mode, s in modes.items():
+                if s["avg_accuracy"].get("n", 0) >= seeds:
+                    found[(config, mode)] = (s, {"file": Path(path).name,
+                                                 "command": doc.get("command"),
+                                                 "machine": doc.get("machine")})
+    order = [f"{n}-{d}L" for n in NETS for d in (3, 5, 9)]
+    rank = {c: i for i, c in enumerate(order)}
+    summary: dict = {}
+    sources: dict = {}
+    for (config, mode) in sorted(found, key=lambda k: (rank.get(k[0], len(rank)), k[0])):
+        s, src = found[(config, mode)]
+        summary.setdefault(config, {})[mode] = s
+        sources.setdefault(config, {})[mode] = src
+    missing = [f"{c} {m}" for c in order for m in TABLE_MODES if (c, m) not in found]
+    return {"benchmark": "tween_sparta (LOOM Test 19), merged", "clock": "deterministic",
+            "seeds": seeds, "merged_from": [Path(p).name for p in paths],
+            "missing": missing, "loom_source": "spec 5.5 (docs/step_tween_assessment.md, "
+            "100 runs)", "summary": summary, "sources": sources}
+
+
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=10)
@@ -119,6 +155,8 @@ def parse(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="Dense-3L and Conv2D-3L, 3 seeds, 300 outputs/s (a smoke run)")
     p.add_argument("--json", default=None)
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="combine these result files (no runs) into --json")
     a = p.parse_args(argv)
     if a.quick:
         a.nets, a.depths, a.seeds, a.outputs_per_sec = "Dense,Conv2D", "3", 3, 300
@@ -128,6 +166,14 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     a = parse(argv)
+    if a.merge:
+        doc = merge(a.merge, a.seeds)
+        print_table(doc["summary"])
+        print(f"missing (config, mode) with >= {a.seeds} runs: "
+              f"{', '.join(doc['missing']) or 'none'}")
+        if a.json:
+            write_json(a.json, doc)
+        return 0 if not doc["missing"] else 1
     tasks = [(n, int(d), m, a.seed + k, a.outputs_per_sec) for n in a.nets.split(",")
              for d in a.depths.split(",") for m in a.modes.split(",") for k in range(a.seeds)]
     t0 = time.perf_counter()

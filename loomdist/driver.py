@@ -41,6 +41,7 @@ from ray.exceptions import (
 
 from .actors.branch import BranchActor
 from .actors.cell import CellActor
+from .actors.pinning import pin_actors
 from .actors.transport import RayTransport
 from .errors import CellFailedError, ConfigError
 from .io.checkpoint import (
@@ -192,6 +193,9 @@ class DistributedTrainer:
             self.cells.append(cells)
             self.owners.append(owners)
         self._wait([(c, "ping", ()) for cells in self.cells for c in cells], "actor start")
+        handles = [c for cells in self.cells for c in cells] + self.branch_handles
+        self.pinned = (pin_actors(handles, per, self._wait_refs, plan.pin_cpus)
+                       if plan.pin_cpus else [None] * len(handles))
 
     def _branches(self, i, per, threads, optim) -> list:
         n = len(self.net.layers[i].spec.branches)

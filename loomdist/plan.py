@@ -32,6 +32,9 @@ class Plan:
         the cells' math on the wgpu backend.
     backend: the cells' math: "cpu", "wgpu" (alias "gpu"), or None: "wgpu" when num_gpus > 0,
         else "cpu" (see `cell_backend`). Branch actors always compute on the CPU.
+    pin_cpus: "process" (default) pins all threads of every actor whose CPU share is a whole
+        number to its own CPUs of its node, "thread" only its compute thread, None leaves
+        placement to the OS (actors/pinning.py; a node whose actors do not fit is not pinned).
     """
 
     stages: tuple
@@ -41,6 +44,7 @@ class Plan:
     num_cpus: float | None = None
     num_gpus: float = 0.0
     backend: str | None = None
+    pin_cpus: str | None = "process"
 
     def __post_init__(self):
         object.__setattr__(self, "stages", tuple(tuple(tuple(c) for c in s)
@@ -54,6 +58,9 @@ class Plan:
             raise ConfigError(f"Plan: num_cpus must be > 0 or None (got {self.num_cpus!r}); "
                               f"None shares the cluster's CPUs between the actors")
         self._check_gpus()
+        if self.pin_cpus not in (None, "thread", "process"):
+            raise ConfigError(f"Plan: pin_cpus must be 'thread', 'process' or None (got "
+                              f"{self.pin_cpus!r}); None leaves actor placement to the OS")
         if not self.stages or any(not s for s in self.stages):
             raise ConfigError(f"Plan: every stage needs at least one cell (stages "
                               f"{self.stages}); drop empty stages or use fewer stages")

@@ -16,6 +16,7 @@ from ..network import Layer
 from ..optim import Optimizer
 from ..threads import set_threads
 from .cell import ParamOwner
+from .pinning import Pinnable
 
 
 class Branch(ParamOwner):
@@ -59,7 +60,7 @@ class Branch(ParamOwner):
 
 
 @ray.remote
-class BranchActor(Branch):
+class BranchActor(Pinnable, Branch):
     """Branch as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
 
     def __init__(self, *args, threads: int = 1, **kw):

@@ -25,6 +25,7 @@ from ..losses import fused_softmax_ce, loss_and_grad
 from ..network import Layer
 from ..optim import Optimizer
 from ..threads import set_threads
+from .pinning import Pinnable
 from .transport import LocalTransport
 
 
@@ -322,7 +323,7 @@ def _sum(arrays: list) -> np.ndarray:
 
 
 @ray.remote
-class CellActor(Cell):
+class CellActor(Pinnable, Cell):
     """Cell as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
 
     def __init__(self, *args, threads: int = 1, **kw):

@@ -30,6 +30,7 @@ from ..threads import set_threads
 from ..tween.bp import keep_loom_apply_grads
 from ..tween.step import StepState
 from ..tween.step_tween import TweenSpan
+from .pinning import Pinnable, pin_actors
 from .transport import RayTransport
 
 
@@ -100,7 +101,7 @@ class StepCell:
 
 
 @ray.remote
-class StepCellActor(StepCell):
+class StepCellActor(Pinnable, StepCell):
     """StepCell as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
 
     def __init__(self, *args, threads: int = 1, **kw):
@@ -142,6 +143,8 @@ class StepGrid:
             net, span, loom_residuals, input_size, tween_config, threads=max(1, int(per)))
             for span in spans]
         self.transport.get([a.ping.remote() for a in self.actors], "StepGrid actor start")
+        if plan.pin_cpus:
+            pin_actors(self.actors, per, self.transport.get, plan.pin_cpus)
         self._last = [None] * n  # each actor's newest tick output (ObjectRef)
         self._applied: list = []  # updates not yet waited for
 

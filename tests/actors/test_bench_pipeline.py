@@ -54,6 +54,9 @@ def test_options_map_onto_the_config(ray_session):
                                                                           False)
     assert bp.parse_args([])[0] == bp.BenchConfig()
     assert bp.BenchConfig().defer_weight_grads is True
+    assert bp.BenchConfig().pin_cpus == "process"
+    for flag, mode in (("none", None), ("thread", "thread"), ("process", "process")):
+        assert bp.parse_args(["--pin", flag])[0].pin_cpus == mode
 
 
 @pytest.mark.parametrize("kw,match", [

@@ -12,8 +12,10 @@ import math
 import numba
 import numpy as np
 
+from .jit import sized_njit
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+
+@sized_njit(True)
 def _bias_rope(qkv, bias, cos, sin):
     # In place on qkv (rows, 3*d): add the bias, then rotate every Q and K head (rows = b*s+s)
     rows, width = qkv.shape
@@ -30,7 +32,7 @@ def _bias_rope(qkv, bias, cos, sin):
                 qkv[row, c0 + half + i] = x2 * cos[s, half + i] + x1 * sin[s, half + i]
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@sized_njit(True)
 def _rope_backward(dqkv, cos, sin):
     # In place on the Q and K blocks of dqkv (rows, 3*d): the adjoint (transposed) rotation
     rows, width = dqkv.shape
@@ -45,7 +47,7 @@ def _rope_backward(dqkv, cos, sin):
                 dqkv[row, c0 + half + i] = g2 * cos[s, half + i] - g1 * sin[s, i]
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@sized_njit(True)
 def _causal_softmax(scores, scale, p):
     # scores, p: (n, s, s); p[i, j] = softmax_j(scale * scores[i, j]) over j <= i, 0 above
     n, ns, _ = scores.shape
@@ -66,7 +68,7 @@ def _causal_softmax(scores, scale, p):
             p[a, i, j] = 0.0
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@sized_njit(True)
 def _causal_softmax_backward(p, dp, scale, ds):
     # ds = scale * p * (dp - <dp, p>) per row; the masked upper triangle stays exactly 0
     n, ns, _ = p.shape

@@ -17,6 +17,7 @@ from numba.extending import overload
 
 from .fastmath import FM as _FM
 from .fastmath import exp32 as _exp32
+from .jit import sized_njit
 
 
 def _sigmoid(v):
@@ -39,7 +40,7 @@ def _sigmoid_jit(v):
     return exact
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FM)
+@sized_njit(_FM)
 def _ln_forward(x, gamma, beta, eps, inv_n, y, mean, rstd):
     # x, y: (rows, n); mean, rstd: (rows,)
     rows, n = x.shape
@@ -60,7 +61,7 @@ def _ln_forward(x, gamma, beta, eps, inv_n, y, mean, rstd):
             y[r, j] = (x[r, j] * a + b) * gamma[j] + beta[j]
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FM)
+@sized_njit(_FM)
 def _ln_backward(x, gamma, mean, rstd, dy, inv_n, dx, part):
     # part: (chunks, 2, n) partial sums of dy * xhat (dgamma) and dy (dbeta)
     rows, n = x.shape
@@ -86,7 +87,7 @@ def _ln_backward(x, gamma, mean, rstd, dy, inv_n, dx, part):
                 dx[r, j] = a * (dy[r, j] * gamma[j] - s1 - xh * s2)
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FM)
+@sized_njit(_FM)
 def _rms_forward(x, gamma, eps, inv_n, y, rstd):
     rows, n = x.shape
     for r in numba.prange(rows):
@@ -99,7 +100,7 @@ def _rms_forward(x, gamma, eps, inv_n, y, rstd):
             y[r, j] = x[r, j] * a * gamma[j]
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FM)
+@sized_njit(_FM)
 def _rms_backward(x, gamma, rstd, dy, inv_n, dx, part):
     # part: (chunks, n) partial sums of dy * xhat (dgamma)
     rows, n = x.shape
@@ -118,7 +119,7 @@ def _rms_backward(x, gamma, rstd, dy, inv_n, dx, part):
                 dx[r, j] = a * (dy[r, j] * gamma[j] - x[r, j] * a * s)
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FM)
+@sized_njit(_FM)
 def _glu_forward(a, u, bg, bu, h):
     # a, u: (rows, m) gate / up pre-activations get their biases in place; h = silu(a) * u
     rows, m = a.shape
@@ -131,7 +132,7 @@ def _glu_forward(a, u, bg, bu, h):
             h[r, j] = g * _sigmoid(g) * v
 
 
-@numba.njit(cache=True, parallel=True, fastmath=_FM)
+@sized_njit(_FM)
 def _glu_backward(a, u, dh, du, part):
     # dh: (rows, m) is overwritten with d(gate); du receives d(up); part: (chunks, 2, m) bias sums
     rows, m = a.shape

@@ -6,6 +6,7 @@ import numba
 import numpy as np
 
 from .fastmath import FM, fexp
+from .jit import SizedKernel
 
 
 def _softmax_rows(x, inv_t, y):
@@ -79,18 +80,15 @@ def _sparsemax_rows_backward(y, g, dx):
             dx[r, j] = g[r, j] - mean if y[r, j] > 0 else 0.0
 
 
-# Each kernel in two builds: prange threads pay off only on large arrays; on small ones (and
-# on a busy machine) waking the thread pool costs more than the work.
-_PARALLEL_MIN = 1 << 16  # elements
-_KERNELS = {}
-for _f, _fm in ((_softmax_rows, FM), (_softmax_rows_backward, FM), (_sparsemax_rows, False),
-                (_sparsemax_rows_backward, False)):
-    _KERNELS[_f.__name__] = (numba.njit(cache=True, fastmath=_fm)(_f),
-                             numba.njit(cache=True, parallel=True, fastmath=_fm)(_f))
+# Each kernel in two builds (jit.SizedKernel): prange threads pay off only on large arrays;
+# on small ones (and on a busy machine) waking the thread pool costs more than the work.
+_KERNELS = {f.__name__: SizedKernel(f, fm) for f, fm in (
+    (_softmax_rows, FM), (_softmax_rows_backward, FM), (_sparsemax_rows, False),
+    (_sparsemax_rows_backward, False))}
 
 
 def _kernel(name: str, size: int):
-    return _KERNELS[name][size >= _PARALLEL_MIN]
+    return _KERNELS[name].pick(size)
 
 
 def softmax_rows(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:

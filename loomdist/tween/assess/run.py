@@ -4,6 +4,7 @@ Parquet per window/run, a PNG of accuracy over time and a side-by-side with LOOM
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def write_json(path, doc: dict) -> Path:
     """Write `doc` as indented JSON (numpy arrays as lists), creating the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=2, default=_jsonable))
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: no half-written file
+    tmp.write_text(json.dumps(doc, indent=2, default=_jsonable))
+    os.replace(tmp, path)
     return path
 
 

@@ -1,0 +1,90 @@
+"""CPU pairing probe: which logical CPUs slow each other down (hidden SMT siblings in a VM).
+
+    python jobs/cpu_pairs.py --json cpu-pairs.json
+
+A single-thread GEMM loop pinned to CPU a runs alone, then next to the same loop pinned to
+CPU b. The ratio (paired rate / solo rate) near 1.0 means a and b are separate cores; near
+0.5 means they share one (SMT siblings, or vCPUs mapped to one physical core). Then K loops
+on chosen CPU sets: consecutive CPUs vs the spread the pairing suggests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+
+
+def _loop(cpu: int, rows: int, width: int, seconds: float, start, out) -> None:
+    os.sched_setaffinity(0, {cpu})
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+    import numpy as np
+    rng = np.random.default_rng(cpu)
+    x = rng.standard_normal((rows, width)).astype(np.float32)
+    w = rng.standard_normal((width, width)).astype(np.float32)
+    for _ in range(3):
+        x @ w
+    start.wait()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        x @ w
+        n += 1
+    out.put((cpu, n * 2 * rows * width * width / (time.perf_counter() - t0) / 1e9))
+
+
+def run_set(cpus, rows, width, seconds) -> dict:
+    ctx = mp.get_context("fork")
+    start, out = ctx.Barrier(len(cpus) + 1), ctx.Queue()
+    ps = [ctx.Process(target=_loop, args=(c, rows, width, seconds, start, out)) for c in cpus]
+    for p in ps:
+        p.start()
+    start.wait()
+    got = dict(out.get() for _ in cpus)
+    for p in ps:
+        p.join()
+    return got
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=128)
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--seconds", type=float, default=0.6)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    cpus = sorted(os.sched_getaffinity(0))
+    solo = {c: run_set([c], a.rows, a.width, a.seconds)[c] for c in cpus}
+    print("solo GFLOP/s:", {c: round(v, 1) for c, v in solo.items()}, flush=True)
+    pairs = {}
+    for b in cpus[1:]:
+        r = run_set([cpus[0], b], a.rows, a.width, a.seconds)
+        pairs[b] = (r[cpus[0]] / solo[cpus[0]], r[b] / solo[b])
+    print(f"paired with cpu {cpus[0]} (rate/solo):",
+          {b: f"{p[0]:.2f}/{p[1]:.2f}" for b, p in pairs.items()}, flush=True)
+    sets = {"consecutive4": cpus[:4], "even4": cpus[0::2][:4], "stride4": cpus[::4][:4],
+            "consecutive8": cpus[:8], "even8": cpus[0::2][:8], "all16": cpus[:16]}
+    agg = {}
+    for name, s in sets.items():
+        r = run_set(s, a.rows, a.width, a.seconds)
+        agg[name] = {"cpus": s, "speedup": sum(r[c] / solo[c] for c in s),
+                     "per_cpu": {c: r[c] / solo[c] for c in s}}
+        print(f"{name:>13} {s}: {agg[name]['speedup']:.2f}x of {len(s)}", flush=True)
+    topo = {}
+    for c in cpus:
+        p = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
+        topo[c] = {f: (p / f).read_text().strip() for f in
+                   ("thread_siblings_list", "core_id", "physical_package_id")
+                   if (p / f).exists()}
+    print("sysfs topology:", topo)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"solo": solo, "pairs": pairs, "sets": agg,
+                                            "sysfs": topo, "rows": a.rows,
+                                            "width": a.width}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""CPU pinning of actors: the CPU runs handed out, the process/thread modes, and the driver
+pinning its stage actors on a real local Ray."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from loomdist.actors.pinning import assign_cpus, pin_process, whole_cpus
+from loomdist.errors import ConfigError
+from loomdist.plan import Plan
+from loomdist.train_config import TrainingConfig
+
+
+def test_assign_hands_out_disjoint_runs_from_the_top():
+    eight = list(range(8))
+    got = assign_cpus([("a", eight)] * 3, 2)
+    assert got == [[6, 7], [4, 5], [2, 3]]
+
+
+def test_assign_per_node_and_skips_a_node_that_does_not_fit(caplog):
+    reports = [("a", [0, 1]), ("b", [0, 1, 2, 3]), ("a", [0, 1]), ("b", [0, 1, 2, 3]),
+               ("a", [0, 1])]
+    got = assign_cpus(reports, 1)
+    assert got[1] == [3] and got[3] == [2]
+    assert got[0] is got[2] is got[4] is None  # 3 actors on node a's 2 CPUs: left alone
+    assert "not pinning 3 actors" in caplog.text
+
+
+def test_assign_uses_the_allowed_cpus_not_their_indices():
+    assert assign_cpus([("n", [3, 5, 9, 12])] * 2, 2) == [[9, 12], [3, 5]]
+
+
+@pytest.mark.parametrize("per, n", [(1, 1), (2.0, 2), (0.5, 0), (1.5, 0), (0, 0)])
+def test_whole_cpus(per, n):
+    assert whole_cpus(per) == n
+
+
+def _affinities(mode, q):
+    ready, stop = threading.Event(), threading.Event()
+    other = {}
+
+    def side():
+        ready.set()
+        stop.wait(10)
+        other["cpus"] = sorted(os.sched_getaffinity(0))
+    t = threading.Thread(target=side)
+    t.start()
+    ready.wait()
+    mine = pin_process([0], mode)
+    stop.set()
+    t.join()
+    later = {}
+    t2 = threading.Thread(target=lambda: later.update(cpus=sorted(os.sched_getaffinity(0))))
+    t2.start()
+    t2.join()
+    q.put((mine, other["cpus"], later["cpus"]))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs to tell modes apart")
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_pin_process_modes(mode):
+    allowed = sorted(os.sched_getaffinity(0))
+    if 0 not in allowed:
+        pytest.skip("CPU 0 is not ours")
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_affinities, args=(mode, q))
+    p.start()
+    mine, other, later = q.get(timeout=60)
+    p.join(60)
+    assert mine == [0] and later == [0]  # new threads inherit the caller's CPUs
+    assert other == ([0] if mode == "process" else allowed)
+
+
+def test_pin_process_rejects_bad_input():
+    with pytest.raises(ValueError, match="no CPUs"):
+        pin_process([])
+    with pytest.raises(ValueError, match="unknown mode"):
+        pin_process([0], "core")
+
+
+def test_plan_rejects_unknown_pin_mode():
+    with pytest.raises(ConfigError, match="pin_cpus must be"):
+        Plan(stages=(((0, 0),),), pin_cpus="cores")
+
+
+def _two_cell_net():
+    from loomdist.run import build_network
+    layer = {"type": "dense", "activation": "tanh", "input_height": 4, "output_height": 4}
+    return build_network({"grid_rows": 2, "grid_cols": 1, "seed": 0, "layers_per_cell": 1,
+                          "layers": [layer, layer]})
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("mode", ["process", "thread", None])
+def test_driver_pins_whole_cpu_actors(ray_session, mode):
+    from loomdist.driver import DistributedTrainer
+    if ray_session.cluster_resources().get("CPU", 0) != 2:
+        pytest.skip("the session Ray has 2 CPUs in this suite")
+    net = _two_cell_net()
+    allowed = sorted(os.sched_getaffinity(0))
+    cfg = TrainingConfig(loss_type="mse", optimizer="sgd", learning_rate=0.1, batch_size=4)
+    plan = Plan.cells(net, num_cpus=1, pin_cpus=mode)
+    x = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
+    with DistributedTrainer(net, cfg, plan, microbatches=2) as tr:
+        reports = ray_session.get([c.cpu_report.remote() for c in tr.cells[0]])
+        loss, _ = tr.step(x, x, 0.1)
+    assert np.isfinite(loss)
+    if mode is None:
+        assert tr.pinned == [None, None]
+        assert all(cpus == allowed for _, cpus in reports)
+    else:
+        assert tr.pinned == [[allowed[-1]], [allowed[-2]]]
+        assert [cpus for _, cpus in reports] == tr.pinned
