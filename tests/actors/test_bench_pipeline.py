@@ -45,6 +45,10 @@ def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
     assert set(report["baselines"]) == {"x1", "xK1"} and report["elapsed_s"] > 0
     assert report["config"]["defer_weight_grads"] is True
     assert "ms/step" in bp.table(report) and "weight gradients deferred" in bp.table(report)
+    base = report["baseline"]  # timed before and after the sweep; x1 against their mean
+    assert base["step_ms"] == pytest.approx((base["step_ms_before"] + base["step_ms_after"]) / 2)
+    for p in report["points"]:
+        assert p["speedup"] == pytest.approx(base["step_ms"] / p["step_ms"])
 
 
 def test_options_map_onto_the_config(ray_session):
