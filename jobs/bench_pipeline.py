@@ -92,6 +92,9 @@ class BenchConfig:
         if not self.stages or not self.micro or min(self.stages + self.micro) < 1:
             raise ConfigError(f"bench_pipeline: stages {self.stages} and micro {self.micro} "
                               f"need positive values; e.g. --stages 1,2 --micro 4,8")
+        if self.pin_cpus not in (None, "thread", "process"):
+            raise ConfigError(f"bench_pipeline: pin_cpus must be 'process', 'thread' or None "
+                              f"(got {self.pin_cpus!r}); e.g. --pin none")
         if self.schedule not in ("gpipe", "1f1b"):
             raise ConfigError(f"bench_pipeline: unknown schedule {self.schedule!r}; use "
                               f"gpipe or 1f1b")
@@ -227,17 +230,21 @@ def _hops(a, b, m: int, rows: int, width: int, hops: int) -> dict:
 # ------------------------------------------------------------------ CPU scaling
 @ray.remote
 def _gemm_seconds(rows: int, width: int, reps: int, threads: int, chunk: int = -1,
-                  per: int = 1) -> float:
-    """Seconds of `reps` GEMMs on `threads` threads; chunk >= 0: pinned to the chunk-th run
-    of `per` CPUs, as pinning.assign_cpus gives them to actors (the affinity is restored)."""
+                  per: int = 1, mode: str = "process") -> float:
+    """Seconds of `reps` GEMMs on `threads` threads; chunk >= 0: pinned (`mode`) to the
+    chunk-th run of `per` CPUs from the top of the worker's allowed CPUs, as
+    pinning.assign_cpus hands them to the actors of one node (not pinned when the run does
+    not exist there, e.g. on a multi-node cluster). The worker's pinning and threads are
+    restored afterwards."""
     from loomdist.actors.pinning import pin_process
-    from loomdist.threads import set_threads
-    allowed = sorted(os.sched_getaffinity(0))
-    if chunk >= 0:  # as pinning.assign_cpus hands out CPUs: from the highest down
-        top = len(allowed)
-        pin_process(allowed[top - (chunk + 1) * per:top - chunk * per])
-    set_threads(threads)
+    from loomdist.threads import current_threads, set_threads
+    allowed, before = sorted(os.sched_getaffinity(0)), current_threads()
+    top = len(allowed) - chunk * per
+    pin = chunk >= 0 and top - per >= 0
     try:
+        if pin:
+            pin_process(allowed[top - per:top], mode)
+        set_threads(threads)
         rng = np.random.default_rng(0)
         x, w = (rng.standard_normal(s).astype(np.float32)
                 for s in ((rows, width), (width, width)))
@@ -246,8 +253,9 @@ def _gemm_seconds(rows: int, width: int, reps: int, threads: int, chunk: int = -
             x @ w
         return time.perf_counter() - t0
     finally:
-        if chunk >= 0:
-            pin_process(allowed)
+        if pin:
+            pin_process(allowed, mode)
+        set_threads(before or None)
 
 
 def cpu_scaling(cfg: BenchConfig) -> dict:
@@ -262,8 +270,8 @@ def cpu_scaling(cfg: BenchConfig) -> dict:
         per, shared = cpus_for(cfg, k)
         pin = cfg.pin_cpus and not shared and per is not None and float(per).is_integer()
         refs = [_gemm_seconds.options(num_cpus=per or 1e-4).remote(
-            rows, cfg.width, reps, 1, i if pin else -1, int(per) if pin else 1)
-            for i in range(k)]
+            rows, cfg.width, reps, 1, i if pin else -1, int(per) if pin else 1,
+            cfg.pin_cpus or "process") for i in range(k)]
         out[k] = max(ray.get(refs, timeout=cfg.timeout_s))
     return {k: k * out[1] / t for k, t in out.items()}
 

@@ -38,12 +38,12 @@ def _loop(cpu: int, rows: int, width: int, seconds: float, start, out) -> None:
 
 def run_set(cpus, rows, width, seconds) -> dict:
     ctx = mp.get_context("fork")
-    start, out = ctx.Barrier(len(cpus) + 1), ctx.Queue()
+    start, out = ctx.Barrier(len(cpus) + 1, timeout=60), ctx.Queue()
     ps = [ctx.Process(target=_loop, args=(c, rows, width, seconds, start, out)) for c in cpus]
     for p in ps:
         p.start()
     start.wait()
-    got = dict(out.get() for _ in cpus)
+    got = dict(out.get(timeout=60 + 4 * seconds) for _ in cpus)
     for p in ps:
         p.join()
     return got
@@ -65,8 +65,12 @@ def main() -> None:
         pairs[b] = (r[cpus[0]] / solo[cpus[0]], r[b] / solo[b])
     print(f"paired with cpu {cpus[0]} (rate/solo):",
           {b: f"{p[0]:.2f}/{p[1]:.2f}" for b, p in pairs.items()}, flush=True)
-    sets = {"consecutive4": cpus[:4], "even4": cpus[0::2][:4], "stride4": cpus[::4][:4],
-            "consecutive8": cpus[:8], "even8": cpus[0::2][:8], "all16": cpus[:16]}
+    sets = {}
+    for k in (4, 8):
+        if len(cpus) >= 2 * k:  # room to compare consecutive CPUs with spread ones
+            sets.update({f"consecutive{k}": cpus[:k], f"even{k}": cpus[0::2][:k],
+                         f"stride{k}": cpus[::len(cpus) // k][:k]})
+    sets[f"all{len(cpus)}"] = cpus
     agg = {}
     for name, s in sets.items():
         r = run_set(s, a.rows, a.width, a.seconds)

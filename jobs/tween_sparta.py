@@ -124,7 +124,7 @@ def merge(paths: list, seeds: int) -> dict:
         doc = json.loads(Path(path).read_text())
         for config, modes in doc.get("summary", {}).items():
             for mode, s in modes.items():
-                if s["avg_accuracy"].get("n", 0) >= seeds:
+                if s.get("avg_accuracy", {}).get("n", 0) >= seeds:
                     found[(config, mode)] = (s, {"file": Path(path).name,
                                                  "command": doc.get("command"),
                                                  "machine": doc.get("machine")})

@@ -56,6 +56,10 @@ def ray_options(fn):
         click.option("--cell-backend", type=click.Choice(["cpu", "wgpu"]), default=None,
                      help="The cells' math (default: wgpu when --gpus-per-actor > 0, else "
                      "cpu); wgpu without GPUs reserved uses whatever adapter each actor finds."),
+        click.option("--pin-cpus", type=click.Choice(["process", "thread", "none"]),
+                     default="process", show_default=True, help="Pin every actor with a "
+                     "whole number of CPUs to its own CPUs: all its threads, its task thread "
+                     "only, or none (the OS places them)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -64,6 +68,8 @@ def ray_options(fn):
 
 def make_ray_options(backend, **kw):
     """driver.RayOptions from the CLI's values, or None for --backend local."""
+    if kw.get("pin_cpus") == "none":
+        kw["pin_cpus"] = None
     if backend == "local":
         if kw.get("gpus_per_actor") or kw.get("cell_backend"):
             raise click.UsageError("--gpus-per-actor / --cell-backend place cell actors; use "
@@ -83,7 +89,7 @@ def register(main, console, guard):
     @training_options
     def train_cmd(config, resume, run_dir, run_id, backend, address, plan, stages,
                   microbatches, replicas, schedule, branch_actors, timeout_s, max_restarts,
-                  gpus_per_actor, cell_backend, **overrides):
+                  gpus_per_actor, cell_backend, pin_cpus, **overrides):
         """Train the network in CONFIG (TOML or JSON: [network], [data], [training], [run]).
 
         Every training field can be overridden by its option; the run directory gets
@@ -101,7 +107,8 @@ def register(main, console, guard):
                                     microbatches=microbatches, replicas=replicas,
                                     schedule=schedule, branch_actors=branch_actors,
                                     timeout_s=timeout_s, max_restarts=max_restarts,
-                                    gpus_per_actor=gpus_per_actor, cell_backend=cell_backend)
+                                    gpus_per_actor=gpus_per_actor, cell_backend=cell_backend,
+                                    pin_cpus=pin_cpus)
         con = console()
         with Progress(console=con, transient=True) as bar:
             task = bar.add_task("training", total=None)

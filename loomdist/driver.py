@@ -24,8 +24,6 @@ by any plan, or by train.Trainer, and train.Trainer continues one written here.
 from __future__ import annotations
 
 import math
-import os
-import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from ray.exceptions import (
 from .actors.branch import BranchActor
 from .actors.cell import CellActor
 from .actors.pinning import pin_actors
+from .actors.raycluster import check_address, connect  # noqa: F401 (jobs import connect here)
 from .actors.transport import RayTransport
 from .errors import CellFailedError, ConfigError
 from .io.checkpoint import (
@@ -420,7 +419,8 @@ class DistributedTrainer:
 @dataclass(frozen=True)
 class RayOptions:
     """The Ray backend's settings (CLI: --address --plan --stages --microbatches --replicas
-    --schedule --branch-actors --timeout-s --max-restarts --gpus-per-actor --cell-backend)."""
+    --schedule --branch-actors --timeout-s --max-restarts --gpus-per-actor --cell-backend
+    --pin-cpus)."""
 
     address: str | None = None   # None: a local Ray for the run; "auto": the running cluster
     plan: str = "cells"          # "cells" (one actor per cell) | "balanced" (measured cost)
@@ -433,11 +433,12 @@ class RayOptions:
     max_restarts: int = 3        # actor restarts (from the last checkpoint) before giving up
     gpus_per_actor: float = 0.0  # Ray GPUs per cell actor (Plan.num_gpus); > 0: cells on wgpu
     cell_backend: str | None = None  # the cells' math: "cpu" | "wgpu" | None (by the GPUs)
+    pin_cpus: str | None = "process"  # Plan.pin_cpus: "process" | "thread" | None (the OS)
 
     def make_plan(self, net) -> Plan:
         from .plan import grid_cells, parallel_layers
         kw = dict(replicas=self.replicas, num_gpus=self.gpus_per_actor,
-                  backend=self.cell_backend,
+                  backend=self.cell_backend, pin_cpus=self.pin_cpus,
                   branch_actors=tuple(parallel_layers(net)) if self.branch_actors else ())
         if self.plan == "cells":
             return Plan.cells(net, **kw)
@@ -450,37 +451,6 @@ class RayOptions:
         return DistributedTrainer(net, config, self.make_plan(net), self.schedule,
                                   self.microbatches, self.address, self.timeout_s,
                                   max_restarts=self.max_restarts, **kw)
-
-
-def check_address(address) -> None:
-    """Raise ConfigError when a host:port address has nothing listening (before ray.init)."""
-    if address in (None, "auto", "local") or str(address).startswith("ray://"):
-        return
-    host, _, port = str(address).rpartition(":")
-    try:
-        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"DistributedTrainer: cannot reach a Ray cluster at {address!r} "
-                          f"({e}); start one (ray start --head) or pass --address auto / none "
-                          f"for a local Ray") from e
-
-
-def connect(address: str | None, num_cpus: int | None = None) -> bool:
-    """Connect to Ray (start a local instance when address is None); True when this call
-    started or joined it, so the caller shuts it down."""
-    if ray.is_initialized():
-        return False
-    if address is None:
-        ray.init(address="local", num_cpus=num_cpus or len(os.sched_getaffinity(0)),
-                 include_dashboard=False)
-        return True
-    try:
-        ray.init(address=address)
-    except ConnectionError as e:
-        raise ConfigError(f"DistributedTrainer: cannot reach a Ray cluster at {address!r} "
-                          f"({e}); start one (ray start --head) or omit the address for a "
-                          f"local Ray") from e
-    return True
 
 
 def _host(slot):

@@ -6,45 +6,83 @@ two vCPUs that a hypervisor maps to one physical core) while others idle. On the
 GPU host, four unpinned single-thread GEMM loops ran at 2.83x one loop; pinned to four
 CPUs, 3.8-4.4x (jobs/cpu_pairs.py). So the driver pins every actor whose CPU share is a
 whole number to a disjoint run of that many CPUs of its node, whenever all actors of a node
-fit in the CPUs its Ray workers may use; otherwise nothing is pinned on that node. Runs are
-handed out from the node's highest CPU down, so CPU 0 (interrupts, the driver and Ray's own
-processes tend to run there) is the last one given to an actor.
+fit in the CPUs its Ray workers may use and that no other live process of the machine is
+pinned to (another trainer's actors, say); otherwise nothing is pinned on that node. Runs are
+handed out from the node's highest free CPU down, so CPU 0 (interrupts, the driver and Ray's
+own processes tend to run there) is the last one given to an actor.
 
 Modes (Plan.pin_cpus):
     "process"  every thread of the actor process, Ray's own and BLAS's pool included, and
                the threads it starts later (the default).
-    "thread"   only the thread that runs the actor's tasks and the threads it starts later
-               (Numba's pool): Ray's I/O threads stay free to run on idle CPUs.
-On the 16-core host (K=4 stages, 16 micro-batches, jobs/bench_pipeline.py, one session)
-"process" gave 923 ms per step and "thread" 1040 ms.
+    "thread"   only the thread that runs the actor's tasks (and threads it starts later):
+               Ray's I/O threads, and the Numba and OpenBLAS pools (started when the actor
+               set its thread count), stay free to run on any CPU. Meant for one-CPU actors,
+               whose BLAS work runs on the calling thread.
+On the 16-core host (one-CPU stage actors, K=4 stages, 16 micro-batches,
+jobs/bench_pipeline.py, one session) "process" gave 923 ms per step and "thread" 1040 ms.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 import ray
 
 from ..threads import set_threads
 
 log = logging.getLogger(__name__)
+MODES = ("thread", "process")
 
 
 class Pinnable:
     """Mixed into actor classes: report where they run, pin themselves."""
 
-    def cpu_report(self) -> tuple[str, list[int]]:
-        """(Ray node id, the CPUs this process may run on)."""
-        return ray.get_runtime_context().get_node_id(), sorted(os.sched_getaffinity(0))
+    def cpu_report(self) -> tuple[str, list[int], list[int]]:
+        """(Ray node id, the CPUs this process may run on, the CPUs other processes of this
+        machine are pinned to)."""
+        return (ray.get_runtime_context().get_node_id(), sorted(os.sched_getaffinity(0)),
+                sorted(pinned_elsewhere()))
 
     def pin_cpus(self, cpus: list[int], mode: str = "process") -> list[int]:
-        """Run this actor's compute (mode "thread") or all its threads ("process") on
+        """Run all this actor's threads (mode "process") or its task thread ("thread") on
         `cpus` with len(cpus) BLAS/Numba threads; returns the calling thread's CPUs."""
         return pin_process(cpus, mode)
 
 
-MODES = ("thread", "process")
+def pinned_elsewhere() -> set[int]:
+    """CPUs that other live Ray workers of this machine (processes named "ray::...") are
+    restricted to, where that is fewer than all CPUs: the pinned actors of another trainer.
+    Empty without /proc. Kernel threads and other programs are not counted."""
+    everyone, taken = set(range(os.cpu_count() or 1)), set()
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+    except OSError:
+        return taken
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if not f.read(5).startswith(b"ray::"):
+                    continue
+            with open(f"/proc/{pid}/status") as f:
+                line = next((ln for ln in f if ln.startswith("Cpus_allowed_list:")), "")
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        cpus = _cpu_list(line.split(":", 1)[1]) if line else everyone
+        if cpus and cpus < everyone:
+            taken |= cpus
+    return taken
+
+
+def _cpu_list(text: str) -> set[int]:
+    """"0-3,8,10-11" -> {0, 1, 2, 3, 8, 10, 11}."""
+    out: set = set()
+    for part in text.strip().split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def pin_process(cpus: list[int], mode: str = "process") -> list[int]:
@@ -52,41 +90,55 @@ def pin_process(cpus: list[int], mode: str = "process") -> list[int]:
     `cpus`, then set_threads(len(cpus)); returns the calling thread's CPUs."""
     cpus = sorted(int(c) for c in cpus)
     if not cpus:
-        raise ValueError("pin_process: no CPUs given")
+        raise ValueError("pin_process: no CPUs given; pass at least one CPU id")
     if mode not in MODES:
         raise ValueError(f"pin_process: unknown mode {mode!r}; use one of {MODES}")
-    tids = [0]  # Linux: 0 is the calling thread
-    if mode == "process":
-        try:
-            tids = [int(t) for t in os.listdir("/proc/self/task")]
-        except OSError:  # no /proc: the calling thread only
-            pass
-    for tid in tids:
-        try:
-            os.sched_setaffinity(tid, cpus)
-        except ProcessLookupError:  # a thread that ended meanwhile
-            pass
+    done: set = set()
+    while True:  # until no thread appeared while the others were pinned
+        tids = {0} if mode == "thread" else _threads()
+        if tids <= done:
+            break
+        for tid in tids - done:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except ProcessLookupError:  # a thread that ended meanwhile
+                pass
+        done |= tids
     set_threads(len(cpus))
     return sorted(os.sched_getaffinity(0))
 
 
-def assign_cpus(reports: list[tuple[str, list[int]]], per: int) -> list[list[int] | None]:
-    """Disjoint runs of `per` CPUs for actors, in order, from each one's node's CPU list.
+def _threads() -> set[int]:
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:  # no /proc: the calling thread only
+        return {0}
 
-    reports: (node id, allowed CPUs) per actor, as Pinnable.cpu_report returns.
+
+def assign_cpus(reports: list[tuple], per: int, warn: bool = True) -> list[list[int] | None]:
+    """Disjoint runs of `per` CPUs for actors, in order, from the free CPUs of each node.
+
+    reports: (node id, allowed CPUs[, CPUs pinned by other processes]) per actor, as
+        Pinnable.cpu_report returns; a node's free CPUs are those every one of its actors
+        may use, less those pinned elsewhere.
     Returns per actor its CPUs, or None for every actor of a node whose actors need more
-    CPUs than the node allows (then that node is left to the kernel).
+    CPUs than the node has free (then that node is left to the kernel, with a warning
+    unless `warn` is false).
     """
     if per < 1:
         return [None] * len(reports)
     by_node: dict = {}
-    for i, (node, cpus) in enumerate(reports):
-        by_node.setdefault(node, (cpus, []))[1].append(i)
+    for i, (node, allowed, *taken) in enumerate(reports):
+        free, members = by_node.get(node, (None, []))
+        mine = set(allowed) - set(taken[0] if taken else ())
+        by_node[node] = (mine if free is None else free & mine, members + [i])
     out: list = [None] * len(reports)
-    for node, (cpus, members) in by_node.items():
+    for node, (free, members) in by_node.items():
+        cpus = sorted(free)
         if per * len(members) > len(cpus):
-            log.warning("not pinning %d actors x %d CPUs on node %s: it allows %d CPUs",
-                        len(members), per, node[:8], len(cpus))
+            if warn:
+                log.warning("not pinning %d actors x %d CPUs on node %s: it has %d free "
+                            "CPUs", len(members), per, node[:8], len(cpus))
             continue
         top = len(cpus)
         for k, i in enumerate(members):  # from the highest CPU down
@@ -104,13 +156,24 @@ def pin_actors(handles: list, per: float, get, mode: str = "process") -> list[li
     pin_process).
 
     get: waits for a list of ObjectRefs with a timeout and a name (the driver's transport).
-    Returns the CPUs given to each actor (None: left unpinned).
+    Returns the CPUs each actor's task thread runs on afterwards (None: left unpinned).
     """
     n = whole_cpus(per)
     if not n or not handles:
         return [None] * len(handles)
-    reports = get([h.cpu_report.remote() for h in handles], "actor CPU report")
-    cpus = assign_cpus(reports, n)
-    get([h.pin_cpus.remote(c, mode) for h, c in zip(handles, cpus) if c is not None],
-        "actor pinning")
-    return cpus
+    for wait in (0.25, 0.5, 1.0, 2.0, 0.0):  # killed actors (a restart) take a moment to exit
+        reports = get([h.cpu_report.remote() for h in handles], "actor CPU report")
+        want = assign_cpus(reports, n, warn=False)
+        if None not in want or not any(r[2] for r in reports) or not wait:
+            break
+        time.sleep(wait)
+    if None in want:
+        assign_cpus(reports, n)  # says which node is left unpinned, and why
+    pinned = [i for i, c in enumerate(want) if c is not None]
+    got = get([handles[i].pin_cpus.remote(want[i], mode) for i in pinned], "actor pinning")
+    out: list = [None] * len(handles)
+    for i, cpus in zip(pinned, got):
+        if cpus != want[i]:
+            log.warning("actor %d asked for CPUs %s and runs on %s", i, want[i], cpus)
+        out[i] = cpus
+    return out

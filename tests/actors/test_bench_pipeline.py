@@ -69,6 +69,7 @@ def test_options_map_onto_the_config(ray_session):
     (dict(micro=(8,), batch=4), "8 micro-batches of a 4-row batch"),
     (dict(schedule="zb"), "unknown schedule 'zb'"),
     (dict(micro=()), "need positive values"),
+    (dict(pin_cpus="cores"), "pin_cpus must be"),
 ])
 def test_bad_settings_are_refused(ray_session, kw, match):
     bp = _bench_module(ray_session)

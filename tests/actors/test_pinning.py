@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from loomdist.actors.pinning import assign_cpus, pin_process, whole_cpus
+from loomdist.actors.pinning import _cpu_list, assign_cpus, pin_process, whole_cpus
 from loomdist.errors import ConfigError
 from loomdist.plan import Plan
 from loomdist.train_config import TrainingConfig
@@ -29,6 +29,18 @@ def test_assign_per_node_and_skips_a_node_that_does_not_fit(caplog):
     assert got[1] == [3] and got[3] == [2]
     assert got[0] is got[2] is got[4] is None  # 3 actors on node a's 2 CPUs: left alone
     assert "not pinning 3 actors" in caplog.text
+
+
+def test_assign_skips_cpus_pinned_elsewhere_and_keeps_to_every_actors_cpus():
+    four = [0, 1, 2, 3]
+    assert assign_cpus([("a", four, [3]), ("a", four, [3])], 1) == [[2], [1]]
+    assert assign_cpus([("a", four, []), ("a", [0, 1], [])], 1) == [[1], [0]]
+    assert assign_cpus([("a", four, [0, 1, 2])] * 2, 1, warn=False) == [None, None]
+
+
+def test_cpu_list_parses_the_kernels_format():
+    assert _cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+    assert _cpu_list("5") == {5}
 
 
 def test_assign_uses_the_allowed_cpus_not_their_indices():
@@ -113,7 +125,52 @@ def test_driver_pins_whole_cpu_actors(ray_session, mode):
     assert np.isfinite(loss)
     if mode is None:
         assert tr.pinned == [None, None]
-        assert all(cpus == allowed for _, cpus in reports)
+        assert all(cpus == allowed for _, cpus, _ in reports)
     else:
         assert tr.pinned == [[allowed[-1]], [allowed[-2]]]
-        assert [cpus for _, cpus in reports] == tr.pinned
+        assert [cpus for _, cpus, _ in reports] == tr.pinned
+
+
+def _two_actor_setup(ray_session):
+    if ray_session.cluster_resources().get("CPU", 0) != 2:
+        pytest.skip("the session Ray has 2 CPUs in this suite")
+    return _two_cell_net(), sorted(os.sched_getaffinity(0))
+
+
+@pytest.mark.ray
+def test_restarted_actors_are_pinned_again(ray_session, tmp_path):
+    from loomdist.driver import DistributedTrainer
+    from loomdist.recovery import Fault
+    net, allowed = _two_actor_setup(ray_session)
+    cfg = TrainingConfig(loss_type="mse", optimizer="sgd", learning_rate=0.1, batch_size=4,
+                         epochs=2)
+    x = np.random.default_rng(1).standard_normal((8, 4)).astype(np.float32)
+    with DistributedTrainer(net, cfg, Plan.cells(net, num_cpus=1), microbatches=2,
+                            run_dir=tmp_path, fault=Fault(1, 0, 3)) as tr:
+        first = tr.cells[0][0]
+        tr.fit(x, x)
+        assert tr.cells[0][0] is not first  # the fault restarted the actors
+        reports = ray_session.get([c.cpu_report.remote() for c in tr.cells[0]])
+    assert tr.pinned == [[allowed[-1]], [allowed[-2]]]
+    assert [cpus for _, cpus, _ in reports] == tr.pinned
+
+
+@pytest.mark.ray
+def test_step_grid_pins_its_actors(ray_session):
+    from loomdist.actors.step import StepGrid
+    net, allowed = _two_actor_setup(ray_session)
+    grid = StepGrid(net, num_cpus=1)
+    try:
+        reports = ray_session.get([a.cpu_report.remote() for a in grid.actors])
+    finally:
+        grid.shutdown()
+    assert grid.pinned == [[allowed[-1]], [allowed[-2]]]
+    assert [cpus for _, cpus, _ in reports] == grid.pinned
+
+
+def test_cli_and_ray_options_carry_the_pin_mode():
+    from loomdist.cli_train import make_ray_options
+    net = _two_cell_net()
+    assert make_ray_options("ray").make_plan(net).pin_cpus == "process"  # the default
+    for flag, mode in (("none", None), ("thread", "thread"), ("process", "process")):
+        assert make_ray_options("ray", pin_cpus=flag).make_plan(net).pin_cpus == mode

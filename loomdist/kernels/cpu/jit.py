@@ -10,6 +10,7 @@ reduction order of fastmath kernels.
 
 from __future__ import annotations
 
+import hashlib
 import types
 
 import numba
@@ -21,22 +22,17 @@ class SizedKernel:
     """`fn` compiled serial (`.serial`) and parallel (`.parallel`); calls pick by size."""
 
     def __init__(self, fn, fastmath):
-        # a renamed copy for the serial build: Numba's on-disk cache is keyed by the
-        # function's qualified name and bytecode, not by its compile flags
-        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
-                                  fn.__defaults__, fn.__closure__)
-        twin.__qualname__ = fn.__qualname__ + "_serial"
         # error_model "numpy" in both: a prange build divides by zero to inf/nan instead of
         # raising, and the serial build must give the same results
         opts = dict(cache=True, fastmath=fastmath, error_model="numpy")
-        self.serial = numba.njit(**opts)(twin)
-        self.parallel = numba.njit(parallel=True, **opts)(fn)
-        self.__name__, self.__doc__ = fn.__name__, fn.__doc__
+        self._fn, self.__name__, self.__doc__ = fn, fn.__name__, fn.__doc__
+        self.serial = numba.njit(**opts)(_twin(fn, "serial", opts))
+        self.parallel = numba.njit(parallel=True, **opts)(_twin(fn, "parallel", opts))
 
     @property
     def py_func(self):
         """The plain Python function (what NUMBA_DISABLE_JIT=1 runs)."""
-        return getattr(self.parallel, "py_func", self.parallel)
+        return self._fn
 
     def pick(self, size: int):
         """The build for a first argument of `size` elements under the current threads."""
@@ -45,6 +41,20 @@ class SizedKernel:
 
     def __call__(self, *args):
         return self.pick(args[0].size)(*args)
+
+
+def _twin(fn, build: str, opts: dict):
+    """A copy of `fn` whose qualified name names the build and a hash of its options.
+
+    Numba's on-disk cache is keyed by the qualified name, the bytecode and the source file's
+    stamp, not by compile flags: without this the two builds would share cache entries, and
+    a change of options here would load machine code compiled with the old ones."""
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                              fn.__closure__)
+    flags = hashlib.sha1(repr(sorted((k, sorted(v) if isinstance(v, set) else v)
+                                     for k, v in opts.items())).encode()).hexdigest()[:8]
+    twin.__qualname__ = f"{fn.__qualname__}_{build}_{flags}"
+    return twin
 
 
 def sized_njit(fastmath=True):

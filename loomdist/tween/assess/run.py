@@ -77,8 +77,11 @@ def write_json(path, doc: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: no half-written file
-    tmp.write_text(json.dumps(doc, indent=2, default=_jsonable))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, default=_jsonable))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
