@@ -1,0 +1,55 @@
+"""Single-thread float32 GEMM rate against the row count of the activation.
+
+    python jobs/cpu_gemm_rows.py --width 1024 --json cpu-gemm-rows.json
+
+A pipeline stage runs its forward (x @ W) and input gradient (g @ W.T) per micro-batch, so
+its GEMMs have batch/M rows; the weight gradient (x.T @ g) is deferred to one GEMM over the
+whole mini-batch. This measures what cutting the rows costs on this CPU, with numpy's BLAS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+
+def rate(f, flops: float, seconds: float = 0.5) -> float:
+    """GFLOP/s of f() over about `seconds` (after one warm-up call)."""
+    f()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        f()
+        n += 1
+    return n * flops / (time.perf_counter() - t0) / 1e9
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--rows", default="64,128,256,512,1024,2048")
+    ap.add_argument("--json")
+    a = ap.parse_args(argv)
+    threadpool_limits(1)
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((a.width, a.width)).astype(np.float32)
+    out = {"width": a.width, "threads": 1, "gflops": {}}
+    for rows in (int(r) for r in a.rows.split(",")):
+        x, g = (rng.standard_normal((rows, a.width)).astype(np.float32) for _ in range(2))
+        flops = 2.0 * rows * a.width * a.width
+        got = {"x@W": rate(lambda x=x: x @ w, flops),
+               "g@W.T": rate(lambda g=g: g @ w.T, flops),
+               "x.T@g": rate(lambda x=x, g=g: x.T @ g, flops)}
+        out["gflops"][rows] = got
+        print(f"{rows:6d} rows  " + "  ".join(f"{k} {v:6.1f}" for k, v in got.items()))
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
