@@ -50,9 +50,10 @@ from pathlib import Path
 import numpy as np
 import ray
 
+from loomdist.actors.pinning import whole_cpus
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
-from loomdist.plan import Plan
+from loomdist.plan import PIN_MODES, Plan, pin_mode
 from loomdist.run import build_network
 from loomdist.train_config import TrainingConfig
 
@@ -92,7 +93,7 @@ class BenchConfig:
         if not self.stages or not self.micro or min(self.stages + self.micro) < 1:
             raise ConfigError(f"bench_pipeline: stages {self.stages} and micro {self.micro} "
                               f"need positive values; e.g. --stages 1,2 --micro 4,8")
-        if self.pin_cpus not in (None, "thread", "process"):
+        if self.pin_cpus is not None and self.pin_cpus not in PIN_MODES:
             raise ConfigError(f"bench_pipeline: pin_cpus must be 'process', 'thread' or None "
                               f"(got {self.pin_cpus!r}); e.g. --pin none")
         if self.schedule not in ("gpipe", "1f1b"):
@@ -231,19 +232,19 @@ def _hops(a, b, m: int, rows: int, width: int, hops: int) -> dict:
 @ray.remote
 def _gemm_seconds(rows: int, width: int, reps: int, threads: int, chunk: int = -1,
                   per: int = 1, mode: str = "process") -> float:
-    """Seconds of `reps` GEMMs on `threads` threads; chunk >= 0: pinned (`mode`) to the
-    chunk-th run of `per` CPUs from the top of the worker's allowed CPUs, as
-    pinning.assign_cpus hands them to the actors of one node (not pinned when the run does
-    not exist there, e.g. on a multi-node cluster). The worker's pinning and threads are
-    restored afterwards."""
-    from loomdist.actors.pinning import pin_process
+    """Seconds of `reps` GEMMs on `threads` threads; chunk >= 0: pinned (`mode`) to the CPUs
+    pinning.assign_cpus gives the chunk-th of chunk + 1 actors of `per` CPUs on this node
+    (not pinned when they do not fit here, e.g. on a multi-node cluster). The worker's
+    pinning and threads are restored afterwards."""
+    from loomdist.actors.pinning import assign_cpus, pin_process
     from loomdist.threads import current_threads, set_threads
     allowed, before = sorted(os.sched_getaffinity(0)), current_threads()
-    top = len(allowed) - chunk * per
-    pin = chunk >= 0 and top - per >= 0
+    mine = assign_cpus([("", allowed)] * (chunk + 1), per, warn=False)[chunk] \
+        if chunk >= 0 else None
+    pin = mine is not None
     try:
         if pin:
-            pin_process(allowed[top - per:top], mode)
+            pin_process(mine, mode)
         set_threads(threads)
         rng = np.random.default_rng(0)
         x, w = (rng.standard_normal(s).astype(np.float32)
@@ -268,10 +269,10 @@ def cpu_scaling(cfg: BenchConfig) -> dict:
     out = {}
     for k in sorted(set(cfg.stages) | {1}):
         per, shared = cpus_for(cfg, k)
-        pin = cfg.pin_cpus and not shared and per is not None and float(per).is_integer()
+        n = whole_cpus(per or 0) if cfg.pin_cpus and not shared else 0
         refs = [_gemm_seconds.options(num_cpus=per or 1e-4).remote(
-            rows, cfg.width, reps, 1, i if pin else -1, int(per) if pin else 1,
-            cfg.pin_cpus or "process") for i in range(k)]
+            rows, cfg.width, reps, 1, i if n else -1, n or 1, cfg.pin_cpus or "process")
+            for i in range(k)]
         out[k] = max(ray.get(refs, timeout=cfg.timeout_s))
     return {k: k * out[1] / t for k, t in out.items()}
 
@@ -421,8 +422,8 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     args = ap.parse_args(argv)
     given = {k: v for k, v in vars(args).items()
              if v is not None and k in BenchConfig.__dataclass_fields__}
-    if given.get("pin_cpus") == "none":
-        given["pin_cpus"] = None
+    if "pin_cpus" in given:
+        given["pin_cpus"] = pin_mode(given["pin_cpus"])
     try:
         return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
     except ConfigError as e:

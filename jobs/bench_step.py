@@ -37,9 +37,9 @@ from pathlib import Path
 import numpy as np
 import ray
 
+from loomdist.actors.raycluster import connect
 from loomdist.actors.step import StepGrid
 from loomdist.bench import write_json
-from loomdist.driver import connect
 from loomdist.errors import ConfigError
 from loomdist.run import build_network
 from loomdist.tween import StepState

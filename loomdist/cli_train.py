@@ -68,8 +68,8 @@ def ray_options(fn):
 
 def make_ray_options(backend, **kw):
     """driver.RayOptions from the CLI's values, or None for --backend local."""
-    if kw.get("pin_cpus") == "none":
-        kw["pin_cpus"] = None
+    from .plan import pin_mode
+    kw["pin_cpus"] = pin_mode(kw.get("pin_cpus", "process"))
     if backend == "local":
         if kw.get("gpus_per_actor") or kw.get("cell_backend"):
             raise click.UsageError("--gpus-per-actor / --cell-backend place cell actors; use "

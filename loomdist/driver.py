@@ -40,7 +40,7 @@ from ray.exceptions import (
 from .actors.branch import BranchActor
 from .actors.cell import CellActor
 from .actors.pinning import pin_actors
-from .actors.raycluster import check_address, connect  # noqa: F401 (jobs import connect here)
+from .actors.raycluster import check_address, connect
 from .actors.transport import RayTransport
 from .errors import CellFailedError, ConfigError
 from .io.checkpoint import (
@@ -193,8 +193,7 @@ class DistributedTrainer:
             self.owners.append(owners)
         self._wait([(c, "ping", ()) for cells in self.cells for c in cells], "actor start")
         handles = [c for cells in self.cells for c in cells] + self.branch_handles
-        self.pinned = (pin_actors(handles, per, self._wait_refs, plan.pin_cpus)
-                       if plan.pin_cpus else [None] * len(handles))
+        self.pinned = pin_actors(handles, per, self._wait_refs, plan.pin_cpus)
 
     def _branches(self, i, per, threads, optim) -> list:
         n = len(self.net.layers[i].spec.branches)

@@ -17,6 +17,13 @@ import numpy as np
 
 from .errors import ConfigError
 
+PIN_MODES = ("process", "thread")  # Plan.pin_cpus values besides None (actors/pinning.py)
+
+
+def pin_mode(name: str | None) -> str | None:
+    """A pin mode from a command line: "none" (or None) -> None, else the name itself."""
+    return None if name in (None, "none") else name
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -58,7 +65,7 @@ class Plan:
             raise ConfigError(f"Plan: num_cpus must be > 0 or None (got {self.num_cpus!r}); "
                               f"None shares the cluster's CPUs between the actors")
         self._check_gpus()
-        if self.pin_cpus not in (None, "thread", "process"):
+        if self.pin_cpus is not None and self.pin_cpus not in PIN_MODES:
             raise ConfigError(f"Plan: pin_cpus must be 'thread', 'process' or None (got "
                               f"{self.pin_cpus!r}); None leaves actor placement to the OS")
         if not self.stages or any(not s for s in self.stages):

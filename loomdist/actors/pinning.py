@@ -30,10 +30,10 @@ import time
 
 import ray
 
+from ..plan import PIN_MODES as MODES
 from ..threads import set_threads
 
 log = logging.getLogger(__name__)
-MODES = ("thread", "process")
 
 
 class Pinnable:
@@ -151,15 +151,16 @@ def whole_cpus(per: float) -> int:
     return int(per) if per >= 1 and float(per).is_integer() else 0
 
 
-def pin_actors(handles: list, per: float, get, mode: str = "process") -> list[list[int] | None]:
+def pin_actors(handles: list, per: float, get, mode: str | None = "process"
+               ) -> list[list[int] | None]:
     """Pin `handles` (Pinnable actors, each with `per` CPUs) to disjoint CPUs (`mode` as in
-    pin_process).
+    pin_process; None pins nothing).
 
     get: waits for a list of ObjectRefs with a timeout and a name (the driver's transport).
     Returns the CPUs each actor's task thread runs on afterwards (None: left unpinned).
     """
     n = whole_cpus(per)
-    if not n or not handles:
+    if not n or not handles or mode is None:
         return [None] * len(handles)
     for wait in (0.25, 0.5, 1.0, 2.0, 0.0):  # killed actors (a restart) take a moment to exit
         reports = get([h.cpu_report.remote() for h in handles], "actor CPU report")

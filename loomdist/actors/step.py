@@ -143,8 +143,7 @@ class StepGrid:
             net, span, loom_residuals, input_size, tween_config, threads=max(1, int(per)))
             for span in spans]
         self.transport.get([a.ping.remote() for a in self.actors], "StepGrid actor start")
-        self.pinned = (pin_actors(self.actors, per, self.transport.get, plan.pin_cpus)
-                       if plan.pin_cpus else [None] * n)
+        self.pinned = pin_actors(self.actors, per, self.transport.get, plan.pin_cpus)
         self._last = [None] * n  # each actor's newest tick output (ObjectRef)
         self._applied: list = []  # updates not yet waited for
 

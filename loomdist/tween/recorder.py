@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError
+from ..eval.tables import write_parquet
 from .events import LayerEvent, LayerStats
 
 SCHEMA = pa.schema([
@@ -91,21 +92,13 @@ class ActivityRecorder:
 
     def write_parquet(self, path) -> Path:
         """Write table() to `path` (atomically: temp file, then rename)."""
-        return write_parquet(self.table(), path)
+        return write_parquet(path, self.table())
 
 
 def _column(values, typ):
     if pa.types.is_list(typ):
         return pa.array([None if v is None else v for v in values], type=typ)
     return pa.array(list(values), type=typ)
-
-
-def write_parquet(table: pa.Table, path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
-    return path
 
 
 def read_recording(path) -> pa.Table:

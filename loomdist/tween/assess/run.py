@@ -4,13 +4,13 @@ Parquet per window/run, a PNG of accuracy over time and a side-by-side with LOOM
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import ConfigError
+from ...io.loom_json import write_atomic
 from ..modes import ADAPT_MODES, TEST16_MODES, mode_name
 from . import published as pub
 from . import tables, text
@@ -75,13 +75,7 @@ def assess(cfg: AssessConfig, log=print) -> dict:
 def write_json(path, doc: dict) -> Path:
     """Write `doc` as indented JSON (numpy arrays as lists), creating the parent folder."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # atomic: no half-written file
-    try:
-        tmp.write_text(json.dumps(doc, indent=2, default=_jsonable))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, json.dumps(doc, indent=2, default=_jsonable).encode())
     return path
 
 
