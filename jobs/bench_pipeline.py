@@ -2,6 +2,7 @@
 
     python jobs/bench_pipeline.py --quick --json bench-results/pipeline.json
     python jobs/bench_pipeline.py --stages 1,4 --micro 16 --width 512 --no-defer
+    python jobs/bench_pipeline.py --stages 1,4 --micro 16 --batch 4096 --schedule gpipe,zbh1
 
 A compute-heavy grid (`--cells` cells of `--layers-per-cell` dense width->width layers, MSE
 loss, SGD) is trained for a few steps on random data for every (K stages, M micro-batches) of
@@ -13,14 +14,19 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
     samples/s      mini-batch rows / median step time
     x1             speedup over one actor with the whole mini-batch (K=1, M=1): what
                    pipelining buys a user who has one actor's CPUs per stage (that actor is
-                   timed before and after the sweep; x1 uses the mean step time)
+                   timed before and after the sweep; x1 uses the mean step time; with
+                   --rounds R the sweep runs R times between R+1 baselines and every
+                   column is the median over rounds, each round against its two baselines)
     xK1            speedup over one actor with the same M (K=1, M): the pipeline's own gain,
                    without the cost of cutting the batch into micro-batches
-    ceil           the xK1 these CPUs allow: (K concurrent GEMM loops / one) x M/(M+K-1)
+    ceil           the xK1 these CPUs allow: (K concurrent GEMM loops / one) x (1 - ideal)
     bubble         idle share of the K stage actors between the first forward and the last
                    weight gradient (grad_sq_norm, where deferred weight GEMMs run) of a
                    step, from Ray's task events (ray.timeline), next to
-    ideal          (K-1)/(M+K-1), the fill/drain bubble of unit-time GPipe and 1F1B
+    ideal          the bubble of the schedule with unit-time ops (schedule.ideal_bubble):
+                   GPipe/1F1B 2(K-1)/(3M+2(K-1)) with deferred weight gradients (W is its
+                   own work, after the last backward), (K-1)/(M+K-1) without; ZB-H1
+                   (K-1)/(3M+K-1)
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
 
@@ -55,10 +61,11 @@ from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
 from loomdist.plan import PIN_MODES, Plan, pin_mode
 from loomdist.run import build_network
+from loomdist.schedule import SCHEDULES, ideal_bubble
 from loomdist.train_config import TrainingConfig
 
 # CellActor methods of the schedule, and the one per step that computes deferred weight grads
-PIPELINE_OPS = ("forward", "forward_loss", "backward")
+PIPELINE_OPS = ("forward", "forward_loss", "backward", "weight_grads")
 FLUSH_OP = "grad_sq_norm"
 DEFER = {True: "deferred (one GEMM per mini-batch)", False: "per micro-batch, accumulated"}
 BASELINES = {"x1": "one stage actor, whole mini-batch (K=1, M=1), same CPUs per actor",
@@ -78,15 +85,16 @@ class BenchConfig:
     steps: int = 3                   # timed steps per point (the median is reported)
     warmup: int = 1                  # untimed steps per point (actor start-up, JIT caches)
     cpus_per_actor: float = 1.0      # Plan.num_cpus per stage actor; 0 shares all CPUs evenly
-    schedule: str = "gpipe"          # gpipe | 1f1b
+    schedule: str = "gpipe"          # gpipe | 1f1b | zbh1, or a comma list of them (swept)
     hops: int = 40                   # hand-offs per per-hop measurement
     scaling_s: float = 0.5           # seconds per GEMM loop of the CPU-scaling probe
     timeout_s: float = 600.0         # DistributedTrainer's limit of every wait
     defer_weight_grads: bool = True  # weight gradients once per mini-batch (False: per micro)
     pin_cpus: str | None = "process"  # Plan.pin_cpus: process | thread | None (the OS places)
+    rounds: int = 1                  # sweeps, interleaved with baselines; medians reported
 
     def __post_init__(self):
-        for name in ("cells", "layers_per_cell", "width", "batch", "steps", "hops"):
+        for name in ("cells", "layers_per_cell", "width", "batch", "steps", "hops", "rounds"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"bench_pipeline: {name} must be >= 1 (got "
                                   f"{getattr(self, name)}); pass a positive value")
@@ -96,15 +104,21 @@ class BenchConfig:
         if self.pin_cpus is not None and self.pin_cpus not in PIN_MODES:
             raise ConfigError(f"bench_pipeline: pin_cpus must be 'process', 'thread' or None "
                               f"(got {self.pin_cpus!r}); e.g. --pin none")
-        if self.schedule not in ("gpipe", "1f1b"):
+        bad = [n for n in self.schedules() if n not in SCHEDULES] or not self.schedules()
+        if bad:
             raise ConfigError(f"bench_pipeline: unknown schedule {self.schedule!r}; use "
-                              f"gpipe or 1f1b")
+                              f"one of {sorted(SCHEDULES)} or a comma list of them")
         if max(self.stages) > self.cells:
             raise ConfigError(f"bench_pipeline: {max(self.stages)} stages for {self.cells} "
                               f"cells; use --cells >= {max(self.stages)} or fewer stages")
         if max(self.micro) > self.batch:
             raise ConfigError(f"bench_pipeline: {max(self.micro)} micro-batches of a "
                               f"{self.batch}-row batch; use --batch >= {max(self.micro)}")
+
+
+    def schedules(self) -> list[str]:
+        """The swept schedules, in the given order."""
+        return [n.strip() for n in self.schedule.split(",") if n.strip()]
 
 
 QUICK = dict(stages=(1, 2), micro=(4, 8), steps=2, hops=20)
@@ -138,15 +152,17 @@ def cpus_for(cfg: BenchConfig, k: int) -> tuple[float | None, bool]:
 
 
 # ------------------------------------------------------------------ one point
-def measure_point(net, cfg: BenchConfig, k: int, m: int) -> dict:
-    """Time `cfg.steps` steps of K stages and M micro-batches; returns one result row."""
+def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = None) -> dict:
+    """Time `cfg.steps` steps of K stages and M micro-batches under `schedule` (default: the
+    first of cfg's); returns one result row."""
+    schedule = schedule or cfg.schedules()[0]
     per, shared = cpus_for(cfg, k)
     plan = Plan.balanced(net, k, cost=[1.0] * cfg.cells, num_cpus=per, pin_cpus=cfg.pin_cpus)
     tcfg = TrainingConfig(loss_type="mse", optimizer="sgd", learning_rate=1e-6,
                           batch_size=cfg.batch)
     x, target = batch_data(cfg)
     times, windows = [], []
-    with DistributedTrainer(net, tcfg, plan, cfg.schedule, m, timeout_s=cfg.timeout_s,
+    with DistributedTrainer(net, tcfg, plan, schedule, m, timeout_s=cfg.timeout_s,
                             defer_weight_grads=cfg.defer_weight_grads) as tr:
         for _ in range(cfg.warmup):
             tr.step(x, target, tcfg.learning_rate)
@@ -155,35 +171,64 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int) -> dict:
             tr.step(x, target, tcfg.learning_rate)
             times.append(time.perf_counter() - t0)
             windows.append((w0 * 1e6, time.time() * 1e6))
-        bubble = measured_bubble(windows, k, m)  # before shutdown: killed actors lose events
+        calls = sum(1 for _ in SCHEDULES[schedule](k, m)) + k  # + one flush per stage
+        # before shutdown: killed actors lose their events
+        bubble, per_stage = measured_bubble(windows, k, calls)
     step_s = statistics.median(times)
-    return {"stages": k, "micro": m, "cpus_per_actor": per, "shared": shared,
+    return {"schedule": schedule, "stages": k, "micro": m, "cpus_per_actor": per,
+            "shared": shared,
             "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s, "bubble": bubble,
-            "ideal_bubble": (k - 1) / (m + k - 1)}
+            "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
+            "per_stage": per_stage}
 
 
-def measured_bubble(windows: list, k: int, m: int, wait_s: float = 8.0) -> float | None:
-    """Median over steps of 1 - busy / (K * span) of the stage actors' pipeline calls (Ray
-    task events); None when the events stay incomplete (Ray may drop them under load)."""
+def measured_bubble(windows: list, k: int, calls: int, wait_s: float = 8.0):
+    """(median over steps of 1 - busy / (K * span) of the stage actors' pipeline calls,
+    per-stage breakdown) from Ray's task events; (None, None) when the events stay
+    incomplete (Ray may drop them under load). The breakdown lists the stages in pipeline
+    order (by their first call of a step): busy share of the step's span and mean ms per
+    call of each method, over all timed steps (a slow CPU shows as one slow stage)."""
     logging.getLogger("ray._private.state").setLevel(logging.ERROR)
     cats = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         time.sleep(0.5)  # task events reach the GCS about once a second
         events = [e for e in ray.timeline() if e.get("cat") in cats]
-        got = [_bubble(events, w, k, m) for w in windows]
-        if None not in got:
-            return statistics.median(got)
-    return None
+        steps = [_step_events(events, w, k, calls) for w in windows]
+        if None not in steps:
+            return (statistics.median(_bubble(ev, k) for ev in steps),
+                    _per_stage(steps))
+    return None, None
 
 
-def _bubble(events: list, window: tuple, k: int, m: int) -> float | None:
+def _step_events(events: list, window: tuple, k: int, calls: int) -> list | None:
     t0, t1 = window  # microseconds, as the events' ts
     ev = [e for e in events if t0 <= e["ts"] and e["ts"] + e["dur"] <= t1]
-    if len(ev) != 2 * k * m + k or len({e["tid"] for e in ev}) != k:
+    if len(ev) != calls or len({e["tid"] for e in ev}) != k:
         return None
+    return ev
+
+
+def _bubble(ev: list, k: int) -> float:
     span = max(e["ts"] + e["dur"] for e in ev) - min(e["ts"] for e in ev)
     return 1.0 - sum(e["dur"] for e in ev) / (k * span)
+
+
+def _per_stage(steps: list) -> list[dict]:
+    busy: dict = {}
+    ms: dict = {}
+    for ev in steps:
+        span = max(e["ts"] + e["dur"] for e in ev) - min(e["ts"] for e in ev)
+        first = {}
+        for e in sorted(ev, key=lambda e: e["ts"]):
+            first.setdefault(e["tid"], len(first))
+        for e in ev:
+            s = first[e["tid"]]
+            busy[s] = busy.get(s, 0.0) + e["dur"] / span / len(steps)
+            op = e["cat"].rsplit(".", 1)[-1]
+            ms.setdefault(s, {}).setdefault(op, []).append(e["dur"] / 1e3)
+    return [{"busy": busy[s], "ms": {op: statistics.mean(v) for op, v in sorted(ms[s].items())}}
+            for s in sorted(busy)]
 
 
 # ------------------------------------------------------------------ hand-offs
@@ -279,49 +324,81 @@ def cpu_scaling(cfg: BenchConfig) -> dict:
 
 # ------------------------------------------------------------------ the sweep
 def run(cfg: BenchConfig, log=print) -> dict:
-    """The whole sweep on the connected Ray; returns the JSON-ready report."""
+    """The whole sweep on the connected Ray; returns the JSON-ready report.
+
+    The sweep runs `cfg.rounds` times, a one-actor baseline before each round and after the
+    last; a round's speed-ups are against the mean of the baselines around it, and each
+    point reports the median over rounds (the per-round values under "rounds")."""
     t0 = time.perf_counter()
     net, scaling = grid_network(cfg), cpu_scaling(cfg)
     log("cpu scaling (K concurrent GEMM loops): "
         + ", ".join(f"K={k}: {v:.2f}x" for k, v in scaling.items()))
-    base = measure_point(net, cfg, 1, 1)
-    log(f"baseline: 1 actor, 1 micro-batch: {base['step_ms']:.1f} ms/step")
-    same_m = {m: measure_point(net, cfg, 1, m) for m in cfg.micro} if 1 in cfg.stages else {}
-    points = []
-    for k in cfg.stages:
-        for m in cfg.micro:
-            p = same_m[m] if k == 1 else measure_point(net, cfg, k, m)
-            p["speedup"] = p["samples_per_s"] / base["samples_per_s"]
-            if m in same_m:
-                p["speedup_same_m"] = p["samples_per_s"] / same_m[m]["samples_per_s"]
-                p["efficiency_loss"] = 1.0 - p["speedup_same_m"] / k
-            _add_ceiling([p], scaling)
-            points.append(p)
-            log(_row(p))
-    base = _rebase(base, measure_point(net, cfg, 1, 1), points)
-    log(f"baseline again: {base['step_ms_after']:.1f} ms/step (x1 uses the mean of both, "
-        f"{base['step_ms']:.1f} ms)")
+    bases, rounds = [measure_point(net, cfg, 1, 1)], []
+    log(f"baseline: 1 actor, 1 micro-batch: {bases[0]['step_ms']:.1f} ms/step")
+    for r in range(cfg.rounds):
+        same_m = ({m: measure_point(net, cfg, 1, m) for m in cfg.micro}
+                  if 1 in cfg.stages else {})
+        points = []
+        for k in cfg.stages:  # K=1 once, by the first schedule: one stage, no bubble to shrink
+            for name in cfg.schedules()[:1] if k == 1 else cfg.schedules():
+                for m in cfg.micro:
+                    points.append(same_m[m] if k == 1 else measure_point(net, cfg, k, m, name))
+                    log(_row(_score(points[-1], bases[-1], same_m, scaling)))  # provisional x1
+        bases.append(measure_point(net, cfg, 1, 1))
+        base = _mean_base(bases[-2:])
+        rounds.append([_score(p, base, same_m, scaling) for p in points])
+        log(f"round {r + 1}/{cfg.rounds}: baseline again {bases[-1]['step_ms']:.1f} ms/step; "
+            f"the round's x1 uses the mean of the two around it, {base['step_ms']:.1f} ms")
     sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
     hops = hop_overhead(sizes, cfg.width, cfg.hops)
     return {"machine": machine_info(), "config": asdict(cfg), "baselines": BASELINES,
-            "baseline": base, "cpu_scaling": scaling, "points": points, "hops": hops,
+            "baseline": _mean_base(bases), "cpu_scaling": scaling,
+            "points": [_median_point(ps) for ps in zip(*rounds)], "hops": hops,
             "elapsed_s": time.perf_counter() - t0}
 
 
-def _rebase(before: dict, after: dict, points: list) -> dict:
-    """The x1 baseline from one-actor runs before and after the sweep (the host drifts: on a
-    shared machine one actor's step time moved by 15-30% between runs); every point's
-    speed-up is recomputed against their mean step time."""
-    base = dict(before, step_ms_before=before["step_ms"], step_ms_after=after["step_ms"])
-    base["step_ms"] = (before["step_ms"] + after["step_ms"]) / 2
-    base["samples_per_s"] = before["samples_per_s"] * before["step_ms"] / base["step_ms"]
-    for p in points:
-        p["speedup"] = p["samples_per_s"] / base["samples_per_s"]
-    return base
+def _score(p: dict, base: dict, same_m: dict, scaling: dict) -> dict:
+    """Point p with its speed-ups (x1 against `base`, xK1), efficiency loss and ceiling."""
+    k, m = p["stages"], p["micro"]
+    p = dict(p, speedup=base["step_ms"] / p["step_ms"])
+    if m in same_m:
+        p["speedup_same_m"] = same_m[m]["step_ms"] / p["step_ms"]
+        p["efficiency_loss"] = 1.0 - p["speedup_same_m"] / k
+    _add_ceiling([p], scaling)
+    return p
+
+
+def _mean_base(bases: list) -> dict:
+    """One-actor baselines timed around the sweep's rounds (the host drifts: on a shared
+    machine one actor's step time moved by 15-30% between runs) as one: mean step time,
+    with the first and last (step_ms_before/after) and every one (step_ms_runs)."""
+    ms = [b["step_ms"] for b in bases]
+    mean = statistics.mean(ms)
+    return dict(bases[0], step_ms=mean, samples_per_s=bases[0]["samples_per_s"] * ms[0] / mean,
+                step_ms_before=ms[0], step_ms_after=ms[-1], step_ms_runs=ms)
+
+
+MEDIAN_KEYS = ("step_ms", "samples_per_s", "bubble", "speedup", "speedup_same_m",
+               "efficiency_loss", "ceiling")
+
+
+def _median_point(ps: tuple) -> dict:
+    """One point over rounds: the median of every measured value; the per-stage breakdown
+    of the round whose step time is the median (lower median for an even count); the
+    rounds' own values under "rounds" when there are several."""
+    mid = sorted(ps, key=lambda p: p["step_ms"])[(len(ps) - 1) // 2]
+    out = dict(mid)
+    for key in MEDIAN_KEYS:
+        vals = [p[key] for p in ps if p.get(key) is not None]
+        if vals:
+            out[key] = statistics.median(vals)
+    if len(ps) > 1:
+        out["rounds"] = [{k: p.get(k) for k in MEDIAN_KEYS} for p in ps]
+    return out
 
 
 def _add_ceiling(points: list, scaling: dict) -> None:
-    for p in points:  # the pipeline gain these CPUs allow: scaling x M / (M + K - 1)
+    for p in points:  # the pipeline gain these CPUs allow: scaling x (1 - ideal bubble)
         p["cpu_scaling"] = scaling[p["stages"]]
         p["ceiling"] = scaling[p["stages"]] * (1.0 - p["ideal_bubble"])
 
@@ -348,8 +425,8 @@ def _read(path: str) -> str:
 
 
 # ------------------------------------------------------------------ output
-HEAD = (f"{'K':>2} {'M':>3} {'cpu/act':>8} {'ms/step':>8} {'samples/s':>10} {'x1':>6} "
-        f"{'xK1':>6} {'ceil':>5} {'bubble':>7} {'ideal':>6} {'loss':>6}")
+HEAD = (f"{'sched':>5} {'K':>2} {'M':>3} {'cpu/act':>8} {'ms/step':>8} {'samples/s':>10} "
+        f"{'x1':>6} {'xK1':>6} {'ceil':>5} {'bubble':>7} {'ideal':>6} {'loss':>6}")
 
 
 def _row(p: dict) -> str:
@@ -357,7 +434,8 @@ def _row(p: dict) -> str:
         return format(v, spec) if v is not None else format("-", spec[:spec.index(".")] + "s")
     cpu = "shared" if p["cpus_per_actor"] is None else f"{p['cpus_per_actor']:g}"
     cpu += "*" if p["shared"] and p["cpus_per_actor"] is not None else ""
-    return (f"{p['stages']:>2} {p['micro']:>3} {cpu:>8} {p['step_ms']:>8.1f} "
+    sched = p.get("schedule", "") if p["stages"] > 1 else "-"  # older reports: no schedule
+    return (f"{sched:>5} {p['stages']:>2} {p['micro']:>3} {cpu:>8} {p['step_ms']:>8.1f} "
             f"{p['samples_per_s']:>10.1f} {f(p.get('speedup'), '>6.2f')} "
             f"{f(p.get('speedup_same_m'), '>6.2f')} {f(p.get('ceiling'), '>5.2f')} "
             f"{f(p['bubble'], '>7.3f')} "
@@ -367,7 +445,24 @@ def _row(p: dict) -> str:
 def _drift(base: dict) -> str:
     if "step_ms_after" not in base:  # reports written before the second baseline run
         return ""
+    runs = base.get("step_ms_runs", [])
+    if len(runs) > 2:
+        return (f"(mean of {len(runs)} runs around the rounds, {min(runs):.1f}-"
+                f"{max(runs):.1f}; x1 per round against the two around it, median shown) ")
     return f"(mean of {base['step_ms_before']:.1f} before, {base['step_ms_after']:.1f} after) "
+
+
+def _stage_lines(points: list) -> list[str]:
+    """Per stage of each pipelined point: busy share of the step and ms per call."""
+    out = []
+    for p in points:
+        if p["stages"] > 1 and p.get("per_stage"):
+            out.append(f"{p.get('schedule', '')} K={p['stages']} M={p['micro']} per stage "
+                       f"(busy share of the step, mean ms per call):")
+            out += [f"  stage {s}: busy {st['busy']:.3f}  " + "  ".join(
+                f"{op} {v:.1f}" for op, v in st["ms"].items())
+                for s, st in enumerate(p["per_stage"])]
+    return out
 
 
 def table(report: dict) -> str:
@@ -379,7 +474,8 @@ def table(report: dict) -> str:
              f"x1 = {report['baseline']['step_ms']:.1f} ms/step {_drift(report['baseline'])}"
              f"({report['baselines']['x1']}); xK1: {report['baselines']['xK1']}",
              HEAD] + [_row(p) for p in report["points"]]
-    lines += ["(* fewer CPUs than asked: K actors share the cluster)", "",
+    lines += ["(* fewer CPUs than asked: K actors share the cluster)"]
+    lines += _stage_lines(report["points"]) + ["",
               f"{'M':>3} {'rows':>5} {'KiB':>8} {'hop ms':>8} {'put ms':>8} {'get ms':>8}"]
     lines += [f"{h['micro']:>3} {h['rows']:>5} {h['kib']:>8.1f} {h['hop_ms']:>8.3f} "
               f"{h['put_ms']:>8.3f} {h['get_ms']:>8.3f}" for h in report["hops"]]
@@ -391,9 +487,10 @@ OPTIONS = (("cells", int, "grid cells"), ("layers_per_cell", int, "dense layers 
            ("width", int, "features of every layer"), ("batch", int, "mini-batch rows"),
            ("steps", int, "timed steps per point"), ("warmup", int, "untimed steps per point"),
            ("hops", int, "hand-offs per per-hop measurement"),
+           ("rounds", int, "sweeps, each between two baseline runs; points report medians"),
            ("cpus_per_actor", float, "CPUs per stage actor, 0 = share all evenly"),
            ("scaling_s", float, "seconds per loop of the CPU-scaling probe"),
-           ("schedule", str, "gpipe or 1f1b"),
+           ("schedule", str, "gpipe, 1f1b, zbh1 or a comma list of them (swept)"),
            ("timeout_s", float, "limit of every wait for actors"))
 
 

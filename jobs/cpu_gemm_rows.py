@@ -4,7 +4,10 @@
 
 A pipeline stage runs its forward (x @ W) and input gradient (g @ W.T) per micro-batch, so
 its GEMMs have batch/M rows; the weight gradient (x.T @ g) is deferred to one GEMM over the
-whole mini-batch. This measures what cutting the rows costs on this CPU, with numpy's BLAS.
+whole mini-batch. This measures what cutting the rows costs on this CPU, with numpy's BLAS:
+each GEMM form with one weight matrix (hot in cache), and x@W cycling through `--layers`
+distinct weight matrices, as a stage's layers do per micro-batch (BLAS then reads and packs
+a cold weight matrix for every call, a fixed cost that fewer rows amortise worse).
 """
 
 from __future__ import annotations
@@ -32,18 +35,24 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--rows", default="64,128,256,512,1024,2048")
+    ap.add_argument("--layers", type=int, default=16,
+                    help="distinct weight matrices of the cold x@W column (default 16)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
     threadpool_limits(1)
     rng = np.random.default_rng(0)
-    w = rng.standard_normal((a.width, a.width)).astype(np.float32)
-    out = {"width": a.width, "threads": 1, "gflops": {}}
+    ws = [rng.standard_normal((a.width, a.width)).astype(np.float32)
+          for _ in range(max(1, a.layers))]
+    w = ws[0]
+    out = {"width": a.width, "threads": 1, "layers": len(ws), "gflops": {}}
     for rows in (int(r) for r in a.rows.split(",")):
         x, g = (rng.standard_normal((rows, a.width)).astype(np.float32) for _ in range(2))
         flops = 2.0 * rows * a.width * a.width
         got = {"x@W": rate(lambda x=x: x @ w, flops),
                "g@W.T": rate(lambda g=g: g @ w.T, flops),
-               "x.T@g": rate(lambda x=x, g=g: x.T @ g, flops)}
+               "x.T@g": rate(lambda x=x, g=g: x.T @ g, flops),
+               f"x@W cold ({len(ws)} W)": rate(lambda x=x: [x @ v for v in ws],
+                                               flops * len(ws))}
         out["gflops"][rows] = got
         print(f"{rows:6d} rows  " + "  ".join(f"{k} {v:6.1f}" for k, v in got.items()))
     if a.json:

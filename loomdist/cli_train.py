@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .schedule import SCHEDULES
 from .train_config import TrainingConfig
 
 _SKIP = ("validation_inputs", "validation_targets")
@@ -42,8 +43,9 @@ def ray_options(fn):
                      "(default min(2, cells))."),
         click.option("--microbatches", type=int, default=1, show_default=True),
         click.option("--replicas", type=int, default=1, show_default=True),
-        click.option("--schedule", type=click.Choice(["gpipe", "1f1b"]), default="gpipe",
-                     show_default=True),
+        click.option("--schedule", type=click.Choice(sorted(SCHEDULES)), default="gpipe",
+                     show_default=True, help="Pipeline schedule; zbh1 is 1F1B that computes "
+                     "deferred weight gradients in idle ticks."),
         click.option("--branch-actors", is_flag=True,
                      help="Run every Parallel layer's branches on BranchActors."),
         click.option("--timeout-s", type=float, default=600.0, show_default=True,

@@ -8,6 +8,7 @@ One mini-batch (B rows), R replicas, M micro-batches, K stages:
     tick table (schedule.py) -> cell[r][s].forward(m, x_ref, res_ref) -> (y_ref, res_ref)
                                 cell[r][K-1].forward_loss(m, ..., target, scale) -> loss
                                 cell[r][s].backward(m, dy_ref, dres_ref) -> (dx_ref, ...)
+                                cell[r][s].weight_grads(m)  (zbh1's idle ticks)
     every owner: grad_sq_norm(*replica grads) -> driver: clip scale -> apply(lr, scale)
 
 Activations and gradients move actor to actor as ObjectRefs; the driver only waits for
@@ -70,7 +71,8 @@ class DistributedTrainer:
             ones back into it).
         config: TrainingConfig.
         plan: Plan (default: one actor per cell).
-        schedule: "gpipe" or "1f1b".
+        schedule: "gpipe", "1f1b" or "zbh1" (1F1B that computes deferred weight gradients
+            in idle ticks; see schedule.py).
         microbatches: M, micro-batches per replica per mini-batch.
         address: Ray address ("auto", "host:port"); None starts a local Ray for this trainer
             unless this process is already connected.
@@ -272,9 +274,11 @@ class DistributedTrainer:
                                              len(mbs[b]) / total))
                 else:
                     acts[(s, b)] = self._call(cells[s], "forward", b, *args, returns=2)
-            else:
+            elif t.op == "bwd":
                 args = (None, None) if s == k - 1 else grads.pop((s + 1, b))
                 grads[(s, b)] = self._call(cells[s], "backward", b, *args, returns=2)
+            else:  # "wgt": deferred weight gradients of micro-batch b (ZB-H1's idle ticks)
+                self._call(cells[s], "weight_grads", b)
         return losses
 
     def _reduce(self, active: int) -> list:
@@ -426,7 +430,7 @@ class RayOptions:
     stages: int = 0              # balanced: pipeline stages (0: min(2, cells))
     microbatches: int = 1        # per replica per mini-batch
     replicas: int = 1            # data-parallel copies of the pipeline
-    schedule: str = "gpipe"      # "gpipe" | "1f1b"
+    schedule: str = "gpipe"      # "gpipe" | "1f1b" | "zbh1"
     branch_actors: bool = False  # every Parallel layer's branches on BranchActors
     timeout_s: float = 600.0     # limit of every wait for actors
     max_restarts: int = 3        # actor restarts (from the last checkpoint) before giving up

@@ -179,6 +179,14 @@ class WeightGradStash:
             wcaches = [by_mb[mb] for mb in sorted(by_mb)]
             add_grads(slot, slot.module.weight_grads(slot.spec, slot.params, wcaches))
 
+    def flush_micro(self, mb: int) -> None:
+        """Accumulate the weight gradients of micro-batch mb alone (a schedule's "wgt" op in
+        an idle tick); `flush` computes the remaining micro-batches together."""
+        for slot, by_mb in self._slots.values():
+            if mb in by_mb:
+                add_grads(slot, slot.module.weight_grads(slot.spec, slot.params,
+                                                         [by_mb.pop(mb)]))
+
     def clear(self) -> None:
         """Drop what was stashed (a new mini-batch begins)."""
         self._slots = {}

@@ -19,6 +19,21 @@ forward and one backward, then drains; at most K-s micro-batches are in flight o
     s1     . F0 F1  . B0 F2 B1 F3 B2  . B3  .
     s2     .  . F0 B0 F1 B1 F2 B2 F3 B3  .  .
 
+ZB-H1 (Qi et al., "Zero Bubble Pipeline Parallelism", 2023) is 1F1B whose stages spend
+their idle cooldown ticks on deferred weight gradients (W = "wgt": the weight-gradient GEMMs
+of one micro-batch whose backward, which computed only the input gradient, is done). The F
+and B ticks are 1F1B's; the W that no idle tick took are computed together after a stage's
+last op (one GEMM per layer over their rows), so a stage's step ends W ticks later:
+
+    tick   0  1  2  3  4  5  6  7  8  9 10 11 | rest
+    s0    F0 F1 F2  .  . B0 F3 B1 W0 B2 W1 B3 | W2 W3
+    s1     . F0 F1  . B0 F2 B1 F3 B2 W0 B3  . | W1 W2 W3
+    s2     .  . F0 B0 F1 B1 F2 B2 F3 B3  .  . | W0 W1 W2 W3
+
+With unit-time F, B and W, GPipe and 1F1B end at 3M + 2(K-1) and ZB-H1 at 3M + (K-1)
+(ideal_bubble). Without deferred weight gradients (B computes them) the W ops do nothing
+and ZB-H1 is 1F1B.
+
 Within one tick, ticks are yielded by stage; the driver submits them in this order.
 """
 
@@ -29,7 +44,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 
-OPS = ("fwd", "bwd")
+OPS = ("fwd", "bwd", "wgt")
 
 
 @dataclass(frozen=True)
@@ -56,11 +71,37 @@ def one_f_one_b(stages: int, micro: int) -> Iterator[Tick]:
     yield from _simulate([_one_f_one_b_program(s, stages, micro) for s in range(stages)])
 
 
-SCHEDULES = {"gpipe": gpipe, "1f1b": one_f_one_b}
+def zero_bubble_h1(stages: int, micro: int) -> Iterator[Tick]:
+    """ZB-H1: 1F1B plus weight-gradient ops ("wgt") in each stage's idle ticks."""
+    _check(stages, micro, "zero_bubble_h1")
+    programs = [_one_f_one_b_program(s, stages, micro) for s in range(stages)]
+    yield from _simulate(programs, fill_weights=True)
+
+
+SCHEDULES = {"gpipe": gpipe, "1f1b": one_f_one_b, "zbh1": zero_bubble_h1}
+
+
+def ideal_bubble(name: str, stages: int, micro: int, deferred: bool = True) -> float:
+    """The idle share of K stages over one step of schedule `name` with unit-time ops.
+
+    deferred: weight gradients are separate unit-time W work (each stage: M forwards, M
+    input-gradient backwards, M weight gradients, those not placed as "wgt" ticks after its
+    last op); False: a backward computes them too (2 units), so W ticks do nothing.
+    GPipe, 1F1B: 2(K-1)/(3M+2(K-1)) deferred, (K-1)/(M+K-1) not; ZB-H1: (K-1)/(3M+K-1).
+    """
+    ticks = list(schedule_by_name(name)(stages, micro))
+    end, wgt = [0] * stages, [0] * stages
+    for t in ticks:
+        end[t.stage] = max(end[t.stage], t.tick + 1)
+        wgt[t.stage] += t.op == "wgt"
+    if not deferred:
+        return 1 - 2 * micro / max(end)
+    span = max(e + micro - w for e, w in zip(end, wgt))
+    return 1 - 3 * micro / span
 
 
 def schedule_by_name(name: str):
-    """The schedule generator called `name` ("gpipe" or "1f1b")."""
+    """The schedule generator called `name` ("gpipe", "1f1b" or "zbh1")."""
     if name not in SCHEDULES:
         raise ConfigError(f"schedule: unknown schedule {name!r}; use one of {sorted(SCHEDULES)}")
     return SCHEDULES[name]
@@ -80,18 +121,29 @@ def _check(stages, micro, where):
             raise ConfigError(f"{where}: {name} must be an integer >= 1 (got {v!r})")
 
 
-def _simulate(programs: list) -> Iterator[Tick]:
-    """Unit-time list scheduling: each stage runs its next op once its inputs are done."""
+def _simulate(programs: list, fill_weights: bool = False) -> Iterator[Tick]:
+    """Unit-time list scheduling: each stage runs its next op once its inputs are done.
+
+    fill_weights: a stage whose next op is not ready runs "wgt" of its oldest micro-batch
+    whose backward is done and whose weight gradients are not (only before its program ends;
+    the rest are computed together afterwards)."""
     k = len(programs)
     done: dict = {}  # (op, stage, mb) -> tick it ran
+    pending: list = [[] for _ in range(k)]  # per stage: backwards done, weights not
     pos, tick = [0] * k, 0
     while any(p < len(prog) for p, prog in zip(pos, programs)):
         for s in range(k):
-            if pos[s] < len(programs[s]) and _ready(programs[s][pos[s]], s, k, done, tick):
+            if pos[s] >= len(programs[s]):
+                continue
+            if _ready(programs[s][pos[s]], s, k, done, tick):
                 op, mb = programs[s][pos[s]]
                 done[(op, s, mb)] = tick
                 pos[s] += 1
+                if op == "bwd" and fill_weights:
+                    pending[s].append(mb)
                 yield Tick(tick, s, op, mb)
+            elif pending[s]:
+                yield Tick(tick, s, "wgt", pending[s].pop(0))
         tick += 1
 
 

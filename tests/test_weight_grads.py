@@ -126,3 +126,33 @@ def test_flush_adds_to_existing_grads_and_clear_drops_the_stash():
         np.testing.assert_allclose(slot.grads[k], 2 * g, **TOL)
     np.testing.assert_array_equal(dx, module.backward(case.spec, params, module.forward(
         case.spec, params, x)[1], dy)[0])
+
+
+
+def test_flush_micro_then_flush_equals_one_flush():
+    """ZB-H1's "wgt" ticks: some micro-batches' weight gradients early (flush_micro), the rest
+    together (flush); the same gradients as one flush, and nothing computed twice."""
+    rng = np.random.default_rng(1)
+    x, dy = rng.standard_normal((6, 6)).astype(np.float32), rng.standard_normal(
+        (6, 4)).astype(np.float32)
+    net = _net()
+    whole = _micro_steps(copy.deepcopy(net), x, dy, [0, 1, 2], WeightGradStash())
+    first = _micro_steps(copy.deepcopy(net), x, dy, [0], WeightGradStash())
+    split_net, stash = copy.deepcopy(net), WeightGradStash()
+    for mb in (0, 1, 2):
+        rows = slice(2 * mb, 2 * mb + 2)
+        walk_backward(walk_forward(split_net.layers, x[rows]), dy[rows],
+                      defer=stash.defer_for(mb))
+        if mb == 1:
+            stash.flush_micro(0)  # after micro-batch 1's backward, in an idle tick
+            stash.flush_micro(0)  # done already: adds nothing
+            for lay in (0, 2):  # the dense layers now hold micro-batch 0's alone
+                np.testing.assert_array_equal(split_net.layers[lay].grads["kernel"],
+                                              first[(0, 0, lay, "kernel")])
+    stash.flush_micro(5)  # a micro-batch with nothing stashed
+    stash.flush()
+    stash.flush()  # emptied: adds nothing
+    got = {k: g.copy() for k, g in split_net.gradients()}
+    assert set(got) == set(whole)
+    for k, g in whole.items():
+        np.testing.assert_allclose(got[k], g, **TOL, err_msg=str(k))

@@ -64,6 +64,12 @@ class ParamOwner:
         return {(r, c, lay, pre + name): g for (r, c, lay, pre), slot in self.owned
                 for name, g in slot.grads.items()}
 
+    def weight_grads(self, mb: int) -> None:
+        """The deferred weight gradients of micro-batch mb, now (ZB-H1's "wgt" ticks); a
+        no-op when they are not deferred (the backward computed them)."""
+        if self.wstash is not None:
+            self.wstash.flush_micro(mb)
+
     def begin_step(self, step: int = 0) -> None:
         """Drop the gradients and stashes of the previous mini-batch (`step` is the one
         beginning, 1-based; fault injection keys on it)."""
@@ -260,6 +266,10 @@ class Cell(ParamOwner):
         for p in self._gpu():
             p.clear()
         self._fan("begin_step", step)
+
+    def weight_grads(self, mb: int) -> None:
+        super().weight_grads(mb)
+        self._fan("weight_grads", mb)
 
     def grads(self) -> dict:
         out = super().grads()

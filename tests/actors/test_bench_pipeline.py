@@ -36,7 +36,7 @@ def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
     assert [(p["stages"], p["micro"]) for p in report["points"]] == [(1, 2), (2, 2)]
     one, two = report["points"]
     assert one["speedup_same_m"] == 1.0 and one["ideal_bubble"] == 0.0
-    assert two["ideal_bubble"] == pytest.approx(1 / 3)
+    assert two["ideal_bubble"] == pytest.approx(2 / 8)  # deferred W: 2(K-1)/(3M+2(K-1))
     for p in report["points"]:
         assert p["samples_per_s"] > 0 and p["speedup"] > 0 and p["ceiling"] > 0
         assert p["bubble"] is None or 0.0 <= p["bubble"] < 1.0
@@ -51,8 +51,35 @@ def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
         assert p["speedup"] == pytest.approx(base["step_ms"] / p["step_ms"])
 
 
+def test_rounds_and_schedules_report_medians_and_stages(ray_session):
+    bp = _bench_module(ray_session)
+    cfg = bp.BenchConfig(stages=(1, 2), micro=(2,), cells=2, layers_per_cell=1, width=16,
+                         batch=8, steps=1, warmup=0, hops=2, scaling_s=0.02, rounds=2,
+                         schedule="gpipe,zbh1")
+    report = bp.run(cfg, log=lambda _: None)
+    json.dumps(report)
+    assert [(p["schedule"], p["stages"]) for p in report["points"]] == [
+        ("gpipe", 1), ("gpipe", 2), ("zbh1", 2)]  # K=1 once: no bubble to shrink
+    assert len(report["baseline"]["step_ms_runs"]) == 3  # before, between, after the rounds
+    for p in report["points"]:
+        assert len(p["rounds"]) == 2
+        for key in ("step_ms", "speedup"):
+            assert p[key] == pytest.approx(sum(r[key] for r in p["rounds"]) / 2)
+        if p["stages"] == 2 and p["per_stage"] is not None:
+            assert len(p["per_stage"]) == 2 and all(0 < st["busy"] <= 1 for st in
+                                                     p["per_stage"])
+            assert "backward" in p["per_stage"][0]["ms"]
+    zb = report["points"][2]
+    assert zb["ideal_bubble"] == pytest.approx(1 / 7)  # (K-1)/(3M+K-1)
+    assert "zbh1" in bp.table(report) and "mean of 3 runs" in bp.table(report)
+    with pytest.raises(ConfigError, match="unknown schedule"):
+        bp.BenchConfig(schedule="gpipe,pipedream")
+
+
 def test_options_map_onto_the_config(ray_session):
     bp = _bench_module(ray_session)
+    assert bp.parse_args(["--rounds", "3", "--schedule", "1f1b,zbh1"])[0].schedules() == [
+        "1f1b", "zbh1"]
     cfg, _ = bp.parse_args(["--quick", "--no-defer", "--batch", "64"])
     assert (cfg.stages, cfg.micro, cfg.batch, cfg.defer_weight_grads) == ((1, 2), (4, 8), 64,
                                                                           False)

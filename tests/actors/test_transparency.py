@@ -80,6 +80,9 @@ def assert_same(dist, ref):
 
 MATRIX = [(s, p, b, r) for s in ("gpipe", "1f1b") for p in ("cells", "balanced")
           for b in (False, True) for r in (1, 2)]
+# ZB-H1: weight gradients of some micro-batches in idle ticks (on branch actors too)
+MATRIX += [("zbh1", p, b, 1) for p in ("cells", "balanced") for b in (False, True)]
+MATRIX += [("zbh1", "cells", True, 2)]
 
 
 @pytest.mark.parametrize("schedule,plan,branch,replicas", MATRIX)
