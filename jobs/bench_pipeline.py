@@ -26,7 +26,7 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
     ideal          the bubble of the schedule with unit-time ops (schedule.ideal_bubble):
                    GPipe/1F1B 2(K-1)/(3M+2(K-1)) with deferred weight gradients (W is its
                    own work, after the last backward), (K-1)/(M+K-1) without; ZB-H1
-                   (K-1)/(3M+K-1)
+                   (K-1)/(3M+K-1) once M >= K
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
 
@@ -44,9 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import platform
 import statistics
 import sys
 import time
@@ -57,6 +55,8 @@ import numpy as np
 import ray
 
 from loomdist.actors.pinning import whole_cpus
+from loomdist.actors.raycluster import machine_info
+from loomdist.actors.timeline import stage_timeline
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
 from loomdist.plan import PIN_MODES, Plan, pin_mode
@@ -67,6 +67,7 @@ from loomdist.train_config import TrainingConfig
 # CellActor methods of the schedule, and the one per step that computes deferred weight grads
 PIPELINE_OPS = ("forward", "forward_loss", "backward", "weight_grads")
 FLUSH_OP = "grad_sq_norm"
+CATS = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
 DEFER = {True: "deferred (one GEMM per mini-batch)", False: "per micro-batch, accumulated"}
 BASELINES = {"x1": "one stage actor, whole mini-batch (K=1, M=1), same CPUs per actor",
              "xK1": "one stage actor, the same M micro-batches (K=1, M), same CPUs per actor"}
@@ -104,17 +105,17 @@ class BenchConfig:
         if self.pin_cpus is not None and self.pin_cpus not in PIN_MODES:
             raise ConfigError(f"bench_pipeline: pin_cpus must be 'process', 'thread' or None "
                               f"(got {self.pin_cpus!r}); e.g. --pin none")
-        bad = [n for n in self.schedules() if n not in SCHEDULES] or not self.schedules()
-        if bad:
-            raise ConfigError(f"bench_pipeline: unknown schedule {self.schedule!r}; use "
-                              f"one of {sorted(SCHEDULES)} or a comma list of them")
+        bad = [n for n in self.schedules() if n not in SCHEDULES]
+        if bad or not self.schedules():
+            raise ConfigError(f"bench_pipeline: unknown schedule {', '.join(bad) or '(none)'}"
+                              f" in {self.schedule!r}; use one of {sorted(SCHEDULES)} or a "
+                              f"comma list of them, e.g. --schedule gpipe,zbh1")
         if max(self.stages) > self.cells:
             raise ConfigError(f"bench_pipeline: {max(self.stages)} stages for {self.cells} "
                               f"cells; use --cells >= {max(self.stages)} or fewer stages")
         if max(self.micro) > self.batch:
             raise ConfigError(f"bench_pipeline: {max(self.micro)} micro-batches of a "
                               f"{self.batch}-row batch; use --batch >= {max(self.micro)}")
-
 
     def schedules(self) -> list[str]:
         """The swept schedules, in the given order."""
@@ -173,62 +174,13 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = 
             windows.append((w0 * 1e6, time.time() * 1e6))
         calls = sum(1 for _ in SCHEDULES[schedule](k, m)) + k  # + one flush per stage
         # before shutdown: killed actors lose their events
-        bubble, per_stage = measured_bubble(windows, k, calls)
+        bubble, per_stage = stage_timeline(windows, k, calls, CATS)
     step_s = statistics.median(times)
     return {"schedule": schedule, "stages": k, "micro": m, "cpus_per_actor": per,
             "shared": shared,
             "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s, "bubble": bubble,
             "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
             "per_stage": per_stage}
-
-
-def measured_bubble(windows: list, k: int, calls: int, wait_s: float = 8.0):
-    """(median over steps of 1 - busy / (K * span) of the stage actors' pipeline calls,
-    per-stage breakdown) from Ray's task events; (None, None) when the events stay
-    incomplete (Ray may drop them under load). The breakdown lists the stages in pipeline
-    order (by their first call of a step): busy share of the step's span and mean ms per
-    call of each method, over all timed steps (a slow CPU shows as one slow stage)."""
-    logging.getLogger("ray._private.state").setLevel(logging.ERROR)
-    cats = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        time.sleep(0.5)  # task events reach the GCS about once a second
-        events = [e for e in ray.timeline() if e.get("cat") in cats]
-        steps = [_step_events(events, w, k, calls) for w in windows]
-        if None not in steps:
-            return (statistics.median(_bubble(ev, k) for ev in steps),
-                    _per_stage(steps))
-    return None, None
-
-
-def _step_events(events: list, window: tuple, k: int, calls: int) -> list | None:
-    t0, t1 = window  # microseconds, as the events' ts
-    ev = [e for e in events if t0 <= e["ts"] and e["ts"] + e["dur"] <= t1]
-    if len(ev) != calls or len({e["tid"] for e in ev}) != k:
-        return None
-    return ev
-
-
-def _bubble(ev: list, k: int) -> float:
-    span = max(e["ts"] + e["dur"] for e in ev) - min(e["ts"] for e in ev)
-    return 1.0 - sum(e["dur"] for e in ev) / (k * span)
-
-
-def _per_stage(steps: list) -> list[dict]:
-    busy: dict = {}
-    ms: dict = {}
-    for ev in steps:
-        span = max(e["ts"] + e["dur"] for e in ev) - min(e["ts"] for e in ev)
-        first = {}
-        for e in sorted(ev, key=lambda e: e["ts"]):
-            first.setdefault(e["tid"], len(first))
-        for e in ev:
-            s = first[e["tid"]]
-            busy[s] = busy.get(s, 0.0) + e["dur"] / span / len(steps)
-            op = e["cat"].rsplit(".", 1)[-1]
-            ms.setdefault(s, {}).setdefault(op, []).append(e["dur"] / 1e3)
-    return [{"busy": busy[s], "ms": {op: statistics.mean(v) for op, v in sorted(ms[s].items())}}
-            for s in sorted(busy)]
 
 
 # ------------------------------------------------------------------ hand-offs
@@ -403,27 +355,6 @@ def _add_ceiling(points: list, scaling: dict) -> None:
         p["ceiling"] = scaling[p["stages"]] * (1.0 - p["ideal_bubble"])
 
 
-def machine_info() -> dict:
-    from threadpoolctl import threadpool_info
-    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
-                  if ln.startswith("model name")), platform.processor())
-    return {"cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
-            "cpu_model": model, "ray_cpus": ray.cluster_resources().get("CPU"),
-            "ray_version": ray.__version__, "numpy_version": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "blas": [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
-                     if i.get("user_api") == "blas"],
-            "loadavg": os.getloadavg(),  # other work on the machine skews every number
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 # ------------------------------------------------------------------ output
 HEAD = (f"{'sched':>5} {'K':>2} {'M':>3} {'cpu/act':>8} {'ms/step':>8} {'samples/s':>10} "
         f"{'x1':>6} {'xK1':>6} {'ceil':>5} {'bubble':>7} {'ideal':>6} {'loss':>6}")
@@ -434,7 +365,7 @@ def _row(p: dict) -> str:
         return format(v, spec) if v is not None else format("-", spec[:spec.index(".")] + "s")
     cpu = "shared" if p["cpus_per_actor"] is None else f"{p['cpus_per_actor']:g}"
     cpu += "*" if p["shared"] and p["cpus_per_actor"] is not None else ""
-    sched = p.get("schedule", "") if p["stages"] > 1 else "-"  # older reports: no schedule
+    sched = p.get("schedule", "")  # reports before 2026-12-02 have none
     return (f"{sched:>5} {p['stages']:>2} {p['micro']:>3} {cpu:>8} {p['step_ms']:>8.1f} "
             f"{p['samples_per_s']:>10.1f} {f(p.get('speedup'), '>6.2f')} "
             f"{f(p.get('speedup_same_m'), '>6.2f')} {f(p.get('ceiling'), '>5.2f')} "

@@ -27,8 +27,6 @@ it at the end; with --address it joins that cluster.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -37,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from loomdist.actors.raycluster import connect
+from loomdist.actors.raycluster import connect, machine_info
 from loomdist.actors.step import StepGrid
 from loomdist.bench import write_json
 from loomdist.errors import ConfigError
@@ -176,15 +174,6 @@ def _grid_main(cfg: BenchConfig, args) -> dict:
     finally:
         if started:
             ray.shutdown()
-
-
-def machine_info(ray_cpus: object = "cluster") -> dict:
-    if ray_cpus == "cluster":
-        ray_cpus = ray.cluster_resources().get("CPU")
-    return {"cores": len(os.sched_getaffinity(0)), "ray_cpus": ray_cpus,
-            "ray_version": ray.__version__, "numpy_version": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
 HELP = {"ticks": "timed ticks", "train_ticks": "timed Step+BP / StepTweenChain ticks, 0 skips",

@@ -39,20 +39,23 @@ def main(argv=None) -> dict:
                     help="distinct weight matrices of the cold x@W column (default 16)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    if a.layers < 1:
+        ap.error(f"--layers must be >= 1 (got {a.layers}); e.g. --layers 16")
     threadpool_limits(1)
     rng = np.random.default_rng(0)
     ws = [rng.standard_normal((a.width, a.width)).astype(np.float32)
-          for _ in range(max(1, a.layers))]
+          for _ in range(a.layers)]
     w = ws[0]
-    out = {"width": a.width, "threads": 1, "layers": len(ws), "gflops": {}}
+    out = {"width": a.width, "threads": 1, "layers": len(ws), "gflops": {}}  # cold: layers W
     for rows in (int(r) for r in a.rows.split(",")):
         x, g = (rng.standard_normal((rows, a.width)).astype(np.float32) for _ in range(2))
+        o = np.empty_like(x)  # one reused output: the cold column times GEMMs, not mallocs
         flops = 2.0 * rows * a.width * a.width
         got = {"x@W": rate(lambda x=x: x @ w, flops),
                "g@W.T": rate(lambda g=g: g @ w.T, flops),
                "x.T@g": rate(lambda x=x, g=g: x.T @ g, flops),
-               f"x@W cold ({len(ws)} W)": rate(lambda x=x: [x @ v for v in ws],
-                                               flops * len(ws))}
+               "x@W cold": rate(lambda x=x, o=o: [np.matmul(x, v, out=o) for v in ws],
+                                flops * len(ws))}
         out["gflops"][rows] = got
         print(f"{rows:6d} rows  " + "  ".join(f"{k} {v:6.1f}" for k, v in got.items()))
     if a.json:

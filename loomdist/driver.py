@@ -249,9 +249,13 @@ class DistributedTrainer:
         x, target = np.asarray(x, np.float32), np.asarray(target, np.float32)
         self._submit_all("begin_step", self.step_no)
         rows = [r for r in np.array_split(np.arange(len(x)), self.plan.replicas) if len(r)]
-        losses = [ref for r, part in enumerate(rows)
-                  for ref in self._pipeline(self.cells[r], x, target, part, len(x))]
+        losses, unread = [], []  # unread: calls whose result no later call takes (errors)
+        for r, part in enumerate(rows):
+            got = self._pipeline(self.cells[r], x, target, part, len(x))
+            losses += got[0]
+            unread += got[1]
         norm = math.sqrt(sum(self._wait_refs(self._reduce(len(rows)), "gradient norm")))
+        self._wait_refs(unread, "backward")
         clip = self.cfg.gradient_clip
         scale = clip / norm if clip > 0 and norm > clip else 1.0
         self._submit_all("apply", lr, scale)
@@ -259,12 +263,14 @@ class DistributedTrainer:
         self._wait_refs(self._submit_all("ping"), "update")
         return loss, norm
 
-    def _pipeline(self, cells, x, target, rows, total) -> list:
-        """Submit one replica's schedule; returns its loss refs (one per micro-batch)."""
+    def _pipeline(self, cells, x, target, rows, total) -> tuple[list, list]:
+        """Submit one replica's schedule; returns its loss refs (one per micro-batch) and the
+        refs no later call consumes (stage 0's backwards, weight-gradient ticks: the driver
+        waits on them so that their errors surface)."""
         mbs = [m for m in np.array_split(rows, self.micro) if len(m)]
         k, put = len(cells), self.transport.put
         xs, ts = [put(x[m]) for m in mbs], [put(target[m]) for m in mbs]
-        acts, grads, losses = {}, {}, []
+        acts, grads, losses, unread = {}, {}, [], []
         for t in self.schedule(k, len(mbs)):
             s, b = t.stage, t.micro_batch
             if t.op == "fwd":
@@ -276,10 +282,13 @@ class DistributedTrainer:
                     acts[(s, b)] = self._call(cells[s], "forward", b, *args, returns=2)
             elif t.op == "bwd":
                 args = (None, None) if s == k - 1 else grads.pop((s + 1, b))
-                grads[(s, b)] = self._call(cells[s], "backward", b, *args, returns=2)
+                if s == 0:  # nothing takes dL/dx of the network's input: not returned
+                    unread.append(self._call(cells[s], "backward", b, *args, False))
+                else:
+                    grads[(s, b)] = self._call(cells[s], "backward", b, *args, returns=2)
             else:  # "wgt": deferred weight gradients of micro-batch b (ZB-H1's idle ticks)
-                self._call(cells[s], "weight_grads", b)
-        return losses
+                unread.append(self._call(cells[s], "weight_grads", b))
+        return losses, unread
 
     def _reduce(self, active: int) -> list:
         """Every owner sums the gradients of the `active` replicas (those that got rows) and

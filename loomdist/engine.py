@@ -161,7 +161,9 @@ class WeightGradStash:
     backward_input returned per micro-batch; `flush` turns each layer's into gradients with
     one weight_grads call (one GEMM over all rows instead of one small GEMM and one
     accumulation per micro-batch) and sums them in micro-batch order, whatever the
-    schedule's backward order was."""
+    schedule's backward order was. `flush_micro` computes one micro-batch's early (ZB-H1's
+    idle ticks); the sum is then grouped W(mb) + W(the rest), equal to one flush up to
+    float rounding, and the same for every run of the same schedule."""
 
     def __init__(self):
         self._slots: dict = {}  # id(slot) -> (slot, {micro-batch: wcache})
@@ -182,10 +184,12 @@ class WeightGradStash:
     def flush_micro(self, mb: int) -> None:
         """Accumulate the weight gradients of micro-batch mb alone (a schedule's "wgt" op in
         an idle tick); `flush` computes the remaining micro-batches together."""
-        for slot, by_mb in self._slots.values():
+        for key, (slot, by_mb) in list(self._slots.items()):
             if mb in by_mb:
-                add_grads(slot, slot.module.weight_grads(slot.spec, slot.params,
-                                                         [by_mb.pop(mb)]))
+                add_grads(slot, slot.module.weight_grads(slot.spec, slot.params, [by_mb[mb]]))
+                del by_mb[mb]
+                if not by_mb:
+                    del self._slots[key]
 
     def clear(self) -> None:
         """Drop what was stashed (a new mini-batch begins)."""

@@ -1,8 +1,9 @@
 """Pipeline schedules as pure generators of Tick(tick, stage, op, micro_batch).
 
-Both schedules come from one unit-time simulation: each stage owns an ordered program of
+All schedules come from one unit-time simulation: each stage owns an ordered program of
 ("fwd" | "bwd", micro-batch) ops and runs its next op at the first tick where its inputs
-exist (fwd of stage s-1 or bwd of stage s+1 finished at an earlier tick).
+exist (fwd of stage s-1 or bwd of stage s+1 finished at an earlier tick); ZB-H1 adds "wgt"
+ops in the ticks where a stage would wait.
 
 GPipe (fill, drain), K=3 stages, M=4 micro-batches (F = fwd, B = bwd, digit = micro-batch):
 
@@ -30,8 +31,8 @@ last op (one GEMM per layer over their rows), so a stage's step ends W ticks lat
     s1     . F0 F1  . B0 F2 B1 F3 B2 W0 B3  . | W1 W2 W3
     s2     .  . F0 B0 F1 B1 F2 B2 F3 B3  .  . | W0 W1 W2 W3
 
-With unit-time F, B and W, GPipe and 1F1B end at 3M + 2(K-1) and ZB-H1 at 3M + (K-1)
-(ideal_bubble). Without deferred weight gradients (B computes them) the W ops do nothing
+With unit-time F, B and W, GPipe and 1F1B end at 3M + 2(K-1) and, once M >= K, ZB-H1 at
+3M + (K-1) (ideal_bubble). Without deferred weight gradients (B computes them) the W ops do nothing
 and ZB-H1 is 1F1B.
 
 Within one tick, ticks are yielded by stage; the driver submits them in this order.
@@ -86,8 +87,13 @@ def ideal_bubble(name: str, stages: int, micro: int, deferred: bool = True) -> f
 
     deferred: weight gradients are separate unit-time W work (each stage: M forwards, M
     input-gradient backwards, M weight gradients, those not placed as "wgt" ticks after its
-    last op); False: a backward computes them too (2 units), so W ticks do nothing.
-    GPipe, 1F1B: 2(K-1)/(3M+2(K-1)) deferred, (K-1)/(M+K-1) not; ZB-H1: (K-1)/(3M+K-1).
+    last op); False: a backward computes them too, so W ticks do nothing and every op of the
+    tick table is one equal unit (B = dL/dx + W only scales the table's time).
+    GPipe, 1F1B: 2(K-1)/(3M+2(K-1)) deferred, (K-1)/(M+K-1) not. ZB-H1: (K-1)/(3M+K-1)
+    deferred once M >= K (more below that), 1F1B's value without deferral.
+
+    Raises:
+        ConfigError: unknown schedule or sizes (as the schedule itself).
     """
     ticks = list(schedule_by_name(name)(stages, micro))
     end, wgt = [0] * stages, [0] * stages

@@ -1,6 +1,7 @@
 """Deferred weight gradients (backward_input + weight_grads) equal the plain backward, for
 every case whose module has the pair; engine.WeightGradStash turns them into the same
-gradients as per-micro-batch accumulation, in micro-batch order whatever the backward order."""
+gradients as per-micro-batch accumulation, in micro-batch order whatever the backward order,
+also when some micro-batches are computed early (flush_micro, ZB-H1's idle ticks)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,6 @@ def test_flush_adds_to_existing_grads_and_clear_drops_the_stash():
         case.spec, params, x)[1], dy)[0])
 
 
-
 def test_flush_micro_then_flush_equals_one_flush():
     """ZB-H1's "wgt" ticks: some micro-batches' weight gradients early (flush_micro), the rest
     together (flush); the same gradients as one flush, and nothing computed twice."""
@@ -156,3 +156,16 @@ def test_flush_micro_then_flush_equals_one_flush():
     assert set(got) == set(whole)
     for k, g in whole.items():
         np.testing.assert_allclose(got[k], g, **TOL, err_msg=str(k))
+
+
+def test_flush_after_every_micro_batch_was_flushed_early_adds_nothing():
+    case = SPLIT[0]
+    module, params, x, dy = _setup(case)
+    slot, stash = Layer(case.spec, params), WeightGradStash()
+    backward_layer(slot, module.forward(case.spec, params, x)[1], dy, stash.defer_for(0))
+    stash.flush_micro(0)
+    once = {k: g.copy() for k, g in slot.grads.items()}
+    assert once
+    stash.flush()  # no layer is left with an empty list of micro-batches to compute
+    for k, g in once.items():
+        np.testing.assert_array_equal(slot.grads[k], g)

@@ -220,9 +220,11 @@ class Cell(ParamOwner):
         self.seed[mb] = dy * dy.dtype.type(scale)
         return loss * scale
 
-    def backward(self, mb: int, dy=None, d_residual=None):
+    def backward(self, mb: int, dy=None, d_residual=None, keep_dx: bool = True):
         """dL/dy, dL/d(residual_out) -> (dL/dx, dL/d(residual_in)); accumulates gradients.
-        On the last stage dy is the seed forward_loss stashed (pass None)."""
+        On the last stage dy is the seed forward_loss stashed (pass None). keep_dx=False
+        (the first stage: nothing takes the input's gradient) returns None instead, so no
+        array goes to the object store."""
         records = self.stash.pop(mb)
         fused_last = dy is None and self.loss[1] is not None
         if dy is None:
@@ -237,7 +239,7 @@ class Cell(ParamOwner):
                 dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb))
             else:
                 dy = self._gather_backward(piece, mb, dy, rec)
-        return dy, d_residual
+        return (dy, d_residual) if keep_dx else None
 
     def _scatter(self, piece, mb, x) -> list:
         _, spec, groups = piece
@@ -268,8 +270,9 @@ class Cell(ParamOwner):
         self._fan("begin_step", step)
 
     def weight_grads(self, mb: int) -> None:
-        super().weight_grads(mb)
-        self._fan("weight_grads", mb)
+        refs = [self.transport.call(h, "weight_grads", mb) for h, _ in self.groups]
+        super().weight_grads(mb)  # while the branch actors compute theirs
+        self.transport.get(refs, "branch weight_grads")
 
     def grads(self) -> dict:
         out = super().grads()

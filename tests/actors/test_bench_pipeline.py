@@ -72,8 +72,25 @@ def test_rounds_and_schedules_report_medians_and_stages(ray_session):
     zb = report["points"][2]
     assert zb["ideal_bubble"] == pytest.approx(1 / 7)  # (K-1)/(3M+K-1)
     assert "zbh1" in bp.table(report) and "mean of 3 runs" in bp.table(report)
-    with pytest.raises(ConfigError, match="unknown schedule"):
+    with pytest.raises(ConfigError, match="unknown schedule pipedream in 'gpipe,pipedream'"):
         bp.BenchConfig(schedule="gpipe,pipedream")
+
+
+def test_rounds_combine_by_median_and_baselines_by_mean(ray_session):
+    bp = _bench_module(ray_session)
+    rounds = [{"step_ms": v, "speedup": 10 / v, "bubble": b, "per_stage": [{"round": i}]}
+              for i, (v, b) in enumerate([(1.0, 0.1), (9.0, None), (2.0, 0.3)])]
+    p = bp._median_point(tuple(rounds))
+    assert p["step_ms"] == 2.0 and p["speedup"] == 5.0  # medians, not means (4.0, 5.7)
+    assert p["bubble"] == pytest.approx(0.2)  # over the rounds that measured one
+    assert p["per_stage"] == [{"round": 2}]  # the breakdown of the median-time round
+    assert [r["step_ms"] for r in p["rounds"]] == [1.0, 9.0, 2.0]
+    assert "rounds" not in bp._median_point(tuple(rounds[:1]))
+    base = bp._mean_base([{"step_ms": 4.0, "samples_per_s": 2.0}, {"step_ms": 2.0},
+                          {"step_ms": 3.0}])
+    assert (base["step_ms"], base["step_ms_before"], base["step_ms_after"]) == (3.0, 4.0, 3.0)
+    assert base["samples_per_s"] == pytest.approx(2.0 * 4 / 3)
+    assert base["step_ms_runs"] == [4.0, 2.0, 3.0]
 
 
 def test_options_map_onto_the_config(ray_session):
@@ -94,7 +111,7 @@ def test_options_map_onto_the_config(ray_session):
     (dict(width=0), "width must be >= 1"),
     (dict(stages=(4,), cells=2), "4 stages for 2 cells"),
     (dict(micro=(8,), batch=4), "8 micro-batches of a 4-row batch"),
-    (dict(schedule="zb"), "unknown schedule 'zb'"),
+    (dict(schedule="zb"), "unknown schedule zb in 'zb'"),
     (dict(micro=()), "need positive values"),
     (dict(pin_cpus="cores"), "pin_cpus must be"),
 ])
