@@ -30,8 +30,12 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
 
-and, per activation size of the sweep, the per-hop overhead: an activation handed from one
-trivial actor to another (ms per hop) and the driver's ray.put / ray.get of it.
+Each pipelined point also lists its stages in pipeline order (busy share of the step, mean
+ms per call of each method: a slow CPU shows as one slow stage; actors/timeline.py). With a
+comma list of schedules (--schedule gpipe,zbh1) every K > 1 point runs under each; K=1 runs
+once, under the first. And, per activation size of the sweep, the per-hop overhead: an
+activation handed from one trivial actor to another (ms per hop) and the driver's ray.put /
+ray.get of it.
 
 Each stage actor reserves `--cpus-per-actor` CPUs (Numba/BLAS threads = max(1, floor)) and,
 with a whole number of them, is pinned to its own CPUs (`--pin`, Plan.pin_cpus); when K of
