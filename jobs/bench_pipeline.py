@@ -111,9 +111,10 @@ class BenchConfig:
                               f"(got {self.pin_cpus!r}); e.g. --pin none")
         bad = [n for n in self.schedules() if n not in SCHEDULES]
         if bad or not self.schedules():
-            raise ConfigError(f"bench_pipeline: unknown schedule {', '.join(bad) or '(none)'}"
-                              f" in {self.schedule!r}; use one of {sorted(SCHEDULES)} or a "
-                              f"comma list of them, e.g. --schedule gpipe,zbh1")
+            names = ", ".join(repr(n) for n in bad) or "(none)"
+            raise ConfigError(f"bench_pipeline: unknown schedule {names} in "
+                              f"{self.schedule!r}; use one of {sorted(SCHEDULES)} or a comma "
+                              f"list of them, e.g. --schedule gpipe,zbh1")
         if max(self.stages) > self.cells:
             raise ConfigError(f"bench_pipeline: {max(self.stages)} stages for {self.cells} "
                               f"cells; use --cells >= {max(self.stages)} or fewer stages")

@@ -72,7 +72,7 @@ def test_rounds_and_schedules_report_medians_and_stages(ray_session):
     zb = report["points"][2]
     assert zb["ideal_bubble"] == pytest.approx(1 / 7)  # (K-1)/(3M+K-1)
     assert "zbh1" in bp.table(report) and "mean of 3 runs" in bp.table(report)
-    with pytest.raises(ConfigError, match="unknown schedule pipedream in 'gpipe,pipedream'"):
+    with pytest.raises(ConfigError, match="unknown schedule 'pipedream' in 'gpipe,pipedream'"):
         bp.BenchConfig(schedule="gpipe,pipedream")
 
 
@@ -111,7 +111,7 @@ def test_options_map_onto_the_config(ray_session):
     (dict(width=0), "width must be >= 1"),
     (dict(stages=(4,), cells=2), "4 stages for 2 cells"),
     (dict(micro=(8,), batch=4), "8 micro-batches of a 4-row batch"),
-    (dict(schedule="zb"), "unknown schedule zb in 'zb'"),
+    (dict(schedule="zb"), "unknown schedule 'zb' in 'zb'"),
     (dict(micro=()), "need positive values"),
     (dict(pin_cpus="cores"), "pin_cpus must be"),
 ])
