@@ -225,6 +225,7 @@ class Cell(ParamOwner):
         On the last stage dy is the seed forward_loss stashed (pass None). keep_dx=False
         (the first stage: nothing takes the input's gradient) returns None instead, so no
         array goes to the object store."""
+        self._fault_point("backward")
         records = self.stash.pop(mb)
         fused_last = dy is None and self.loss[1] is not None
         if dy is None:
@@ -263,6 +264,7 @@ class Cell(ParamOwner):
     def begin_step(self, step: int = 0) -> None:
         if self.fault is not None:
             self.fault.trigger(self.cells, step)
+        self.step_no = step
         super().begin_step(step)
         self.seed = {}
         for p in self._gpu():
@@ -270,6 +272,7 @@ class Cell(ParamOwner):
         self._fan("begin_step", step)
 
     def weight_grads(self, mb: int) -> None:
+        self._fault_point("weight_grads")
         refs = [self.transport.call(h, "weight_grads", mb) for h, _ in self.groups]
         super().weight_grads(mb)  # while the branch actors compute theirs
         self.transport.get(refs, "branch weight_grads")
@@ -293,6 +296,10 @@ class Cell(ParamOwner):
         else:
             super().apply(lr, clip_scale)
         self._fan("apply", lr, clip_scale)
+
+    def _fault_point(self, method: str) -> None:
+        if self.fault is not None:
+            self.fault.check(self.cells, getattr(self, "step_no", 0), method)
 
     def _gpu(self) -> list:
         return [p[1] for p in self.pieces if p[0] == "gpu"]

@@ -14,6 +14,7 @@ from loomdist.errors import CellFailedError, ConfigError
 from loomdist.io.checkpoint import latest_checkpoint
 from loomdist.plan import Plan
 from loomdist.recovery import Fault
+from loomdist.schedule import zero_bubble_h1
 from loomdist.train import Trainer
 from loomdist.train_config import TrainingConfig
 
@@ -150,6 +151,20 @@ def test_errors_a_restart_cannot_fix_are_not_retried(ray_session, tmp_path):
     assert "gave up" not in str(err.value)
 
 
+@pytest.mark.parametrize("method", ["weight_grads", "backward"])
+def test_an_error_in_a_call_whose_result_nothing_reads_fails_the_step(ray_session, tmp_path,
+                                                                      method):
+    """ZB-H1's weight-gradient ticks and stage 0's backwards feed no later call; their
+    errors must fail the step (not leave it with missing gradients)."""
+    net, (x, t) = mixed_net(), data(10)
+    fault = Fault(0, 0, 1, state_dir=str(tmp_path), raise_in=method)  # (0, 0): stage 0
+    assert any(tk.stage == 0 and tk.op == "wgt" for tk in zero_bubble_h1(4, 3))
+    with DistributedTrainer(net, ADAM, Plan.cells(net), "zbh1", 3, fault=fault) as dt:
+        with pytest.raises(CellFailedError, match=rf"cell \(0, 0\) failed at step 1: .*"
+                                                  rf"fault injected in {method}"):
+            dt.step(x[:6], t[:6], 0.01)
+
+
 @pytest.mark.parametrize("kw,match", [
     (dict(max_restarts=-1), "max_restarts must be an integer >= 0"),
     (dict(fault=Fault(0, 0, 1)), "a Fault needs a state_dir or a run_dir"),
@@ -164,6 +179,7 @@ def test_bad_recovery_settings(ray_session, kw, match):
     ((0, 0, 0), "step must be an integer >= 1"),
     ((-1, 0, 1), "row must be an integer >= 0"),
     ((0, 0, 1, True), "times must be an integer >= 1"),
+    ((0, 0, 1, 1, None, False, "forward"), "raise_in must be one of"),
 ])
 def test_bad_faults(args, match):
     with pytest.raises(ConfigError, match=match):
