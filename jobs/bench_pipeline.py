@@ -47,13 +47,11 @@ needed) and stops it at the end; with --address it joins that cluster.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import ray
@@ -61,6 +59,7 @@ import ray
 from loomdist.actors.pinning import whole_cpus
 from loomdist.actors.raycluster import machine_info
 from loomdist.actors.timeline import stage_timeline
+from loomdist.bench import write_json
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
 from loomdist.plan import PIN_MODES, Plan, pin_mode
@@ -479,8 +478,7 @@ def main(argv: list[str] | None = None) -> dict:
             ray.shutdown()
     print("\n" + table(report))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(report, args.json)
         print(f"wrote {args.json}")
     return report
 

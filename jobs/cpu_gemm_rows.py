@@ -13,12 +13,12 @@ a cold weight matrix for every call, a fixed cost that fewer rows amortise worse
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from loomdist.bench import write_json
 
 
 def rate(f, flops: float, seconds: float = 0.5) -> float:
@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
         out["gflops"][rows] = got
         print(f"{rows:6d} rows  " + "  ".join(f"{k} {v:6.1f}" for k, v in got.items()))
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
+        write_json(out, a.json)
     return out
 
 

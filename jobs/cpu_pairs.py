@@ -11,11 +11,12 @@ on chosen CPU sets: consecutive CPUs vs the spread the pairing suggests.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import time
 from pathlib import Path
+
+from loomdist.bench import write_json
 
 
 def _loop(cpu: int, rows: int, width: int, seconds: float, start, out) -> None:
@@ -85,9 +86,8 @@ def main() -> None:
                    if (p / f).exists()}
     print("sysfs topology:", topo)
     if a.json:
-        Path(a.json).write_text(json.dumps({"solo": solo, "pairs": pairs, "sets": agg,
-                                            "sysfs": topo, "rows": a.rows,
-                                            "width": a.width}, indent=2))
+        write_json({"solo": solo, "pairs": pairs, "sets": agg, "sysfs": topo, "rows": a.rows,
+                    "width": a.width}, a.json)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loomdist.bench import write_json
 from loomdist.errors import ConfigError
 from loomdist.kernels.gpu.device import get_device
 from loomdist.kernels.gpu.gemm import Gemm
@@ -123,7 +124,7 @@ def main() -> None:
     text = json.dumps(out, indent=2)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        write_json(out, args.json)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from loomdist.bench import write_json
+
 PROBE = """
 import json, time
 t0 = time.perf_counter()
@@ -55,8 +57,7 @@ def main() -> None:
         report = {"cold": probe(cache), "warm": probe(cache)}
     print(json.dumps(report, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(report, args.json)
 
 
 if __name__ == "__main__":
