@@ -62,7 +62,7 @@ from loomdist.actors.timeline import stage_timeline
 from loomdist.bench import write_json
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
-from loomdist.plan import PIN_MODES, Plan, pin_mode
+from loomdist.plan import PIN_CHOICES, PIN_MODES, Plan, pin_mode
 from loomdist.run import build_network
 from loomdist.schedule import SCHEDULES, ideal_bubble
 from loomdist.train_config import TrainingConfig
@@ -320,7 +320,8 @@ def _score(p: dict, base: dict, same_m: dict, scaling: dict) -> dict:
     if m in same_m:
         p["speedup_same_m"] = same_m[m]["step_ms"] / p["step_ms"]
         p["efficiency_loss"] = 1.0 - p["speedup_same_m"] / k
-    _add_ceiling([p], scaling)
+    p["cpu_scaling"] = scaling[k]  # the pipeline gain these CPUs allow: x (1 - ideal)
+    p["ceiling"] = scaling[k] * (1.0 - p["ideal_bubble"])
     return p
 
 
@@ -351,12 +352,6 @@ def _median_point(ps: tuple) -> dict:
     if len(ps) > 1:
         out["rounds"] = [{k: p.get(k) for k in MEDIAN_KEYS} for p in ps]
     return out
-
-
-def _add_ceiling(points: list, scaling: dict) -> None:
-    for p in points:  # the pipeline gain these CPUs allow: scaling x (1 - ideal bubble)
-        p["cpu_scaling"] = scaling[p["stages"]]
-        p["ceiling"] = scaling[p["stages"]] * (1.0 - p["ideal_bubble"])
 
 
 # ------------------------------------------------------------------ output
@@ -444,7 +439,7 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     ap.add_argument("--no-defer", dest="defer_weight_grads", action="store_false",
                     default=None, help="weight gradients per micro-batch, accumulated "
                     "(default: deferred to one GEMM per mini-batch)")
-    ap.add_argument("--pin", dest="pin_cpus", choices=("thread", "process", "none"),
+    ap.add_argument("--pin", dest="pin_cpus", choices=PIN_CHOICES,
                     help="Plan.pin_cpus of the stage actors: all their threads (default: "
                     "process) or their compute thread on their own CPUs, or none (the OS "
                     "places them)")

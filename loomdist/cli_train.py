@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from .plan import PIN_CHOICES
 from .schedule import SCHEDULES
 from .train_config import TrainingConfig
 
@@ -58,7 +59,7 @@ def ray_options(fn):
         click.option("--cell-backend", type=click.Choice(["cpu", "wgpu"]), default=None,
                      help="The cells' math (default: wgpu when --gpus-per-actor > 0, else "
                      "cpu); wgpu without GPUs reserved uses whatever adapter each actor finds."),
-        click.option("--pin-cpus", type=click.Choice(["process", "thread", "none"]),
+        click.option("--pin-cpus", type=click.Choice(PIN_CHOICES),
                      default="process", show_default=True, help="Pin every actor with a "
                      "whole number of CPUs to its own CPUs: all its threads, its task thread "
                      "only, or none (the OS places them)."),

@@ -251,9 +251,10 @@ class DistributedTrainer:
         rows = [r for r in np.array_split(np.arange(len(x)), self.plan.replicas) if len(r)]
         losses, unread = [], []  # unread: calls whose result no later call takes (errors)
         for r, part in enumerate(rows):
-            got = self._pipeline(self.cells[r], x, target, part, len(x))
-            losses += got[0]
-            unread += got[1]
+            replica_losses, replica_unread = self._pipeline(self.cells[r], x, target, part,
+                                                            len(x))
+            losses += replica_losses
+            unread += replica_unread
         norm = math.sqrt(sum(self._wait_refs(self._reduce(len(rows)), "gradient norm")))
         self._wait_refs(unread, "backward")
         clip = self.cfg.gradient_clip

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import ConfigError
 
 PIN_MODES = ("process", "thread")  # Plan.pin_cpus values besides None (actors/pinning.py)
+PIN_CHOICES = PIN_MODES + ("none",)  # the same on a command line ("none": None)
 
 
 def pin_mode(name: str | None) -> str | None:

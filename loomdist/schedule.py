@@ -32,8 +32,8 @@ last op (one GEMM per layer over their rows), so a stage's step ends W ticks lat
     s2     .  . F0 B0 F1 B1 F2 B2 F3 B3  .  . | W0 W1 W2 W3
 
 With unit-time F, B and W, GPipe and 1F1B end at 3M + 2(K-1) and, once M >= K, ZB-H1 at
-3M + (K-1) (ideal_bubble). Without deferred weight gradients (B computes them) the W ops do nothing
-and ZB-H1 is 1F1B.
+3M + (K-1) (ideal_bubble). Without deferred weight gradients (B computes them) the W ops do
+nothing and ZB-H1 is 1F1B.
 
 Within one tick, ticks are yielded by stage; the driver submits them in this order.
 """

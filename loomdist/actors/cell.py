@@ -145,7 +145,7 @@ class Cell(ParamOwner):
                  defer: bool = True, backend: str = "cpu"):
         branches = branches or {}
         self.wstash = WeightGradStash() if defer and backend == "cpu" else None
-        self.fault = fault
+        self.fault, self.step_no = fault, 0
         self.transport = transport or LocalTransport()
         self.loss, self.pieces, self.owned, self.stash, self.seed = loss, [], [], {}, {}
         for i, rcl, slot in entries:
@@ -299,7 +299,7 @@ class Cell(ParamOwner):
 
     def _fault_point(self, method: str) -> None:
         if self.fault is not None:
-            self.fault.check(self.cells, getattr(self, "step_no", 0), method)
+            self.fault.check(self.cells, self.step_no, method)
 
     def _gpu(self) -> list:
         return [p[1] for p in self.pieces if p[0] == "gpu"]
