@@ -39,7 +39,9 @@ ray.get of it.
 
 Each stage actor reserves `--cpus-per-actor` CPUs (Numba/BLAS threads = max(1, floor)) and,
 with a whole number of them, is pinned to its own CPUs (`--pin`, Plan.pin_cpus); when K of
-them do not fit, the point shares the cluster's CPUs evenly and is marked `shared`.
+them do not fit, the point shares the cluster's CPUs evenly and is marked `shared`. Actors
+keep freed memory for the next micro-batch (loomdist.memory); LOOMDIST_RETAIN_MEMORY=0 in the
+script's environment (a local Ray's workers inherit it) measures glibc's defaults instead.
 Without --address the script starts a local Ray with num_cpus = the visible cores (no network
 needed) and stops it at the end; with --address it joins that cluster.
 """
@@ -62,6 +64,7 @@ from loomdist.actors.timeline import stage_timeline
 from loomdist.bench import write_json
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
+from loomdist.memory import wanted
 from loomdist.plan import PIN_CHOICES, PIN_MODES, Plan, pin_mode
 from loomdist.run import build_network
 from loomdist.schedule import SCHEDULES, ideal_bubble
@@ -72,6 +75,8 @@ PIPELINE_OPS = ("forward", "forward_loss", "backward", "weight_grads")
 FLUSH_OP = "grad_sq_norm"
 CATS = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
 DEFER = {True: "deferred (one GEMM per mini-batch)", False: "per micro-batch, accumulated"}
+MEMORY = {True: "freed memory retained (loomdist.memory)",
+          False: "glibc malloc defaults (LOOMDIST_RETAIN_MEMORY=0)"}
 BASELINES = {"x1": "one stage actor, whole mini-batch (K=1, M=1), same CPUs per actor",
              "xK1": "one stage actor, the same M micro-batches (K=1, M), same CPUs per actor"}
 
@@ -308,6 +313,7 @@ def run(cfg: BenchConfig, log=print) -> dict:
     sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
     hops = hop_overhead(sizes, cfg.width, cfg.hops)
     return {"machine": machine_info(), "config": asdict(cfg), "baselines": BASELINES,
+            "memory": MEMORY[wanted()],
             "baseline": _mean_base(bases), "cpu_scaling": scaling,
             "points": [_median_point(ps) for ps in zip(*rounds)], "hops": hops,
             "elapsed_s": time.perf_counter() - t0}
@@ -401,6 +407,7 @@ def table(report: dict) -> str:
              f"{cfg['width']}->{cfg['width']}, batch {cfg['batch']}, {cfg['schedule']}, "
              f"{mach['cores']} cores ({mach['cpu_model']}), ray {mach['ray_version']}",
              f"weight gradients {DEFER[bool(cfg['defer_weight_grads'])]}; "
+             f"{report.get('memory', 'memory: not recorded')}; "
              f"x1 = {report['baseline']['step_ms']:.1f} ms/step {_drift(report['baseline'])}"
              f"({report['baselines']['x1']}); xK1: {report['baselines']['xK1']}",
              HEAD] + [_row(p) for p in report["points"]]

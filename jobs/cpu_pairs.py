@@ -5,7 +5,9 @@
 A single-thread GEMM loop pinned to CPU a runs alone, then next to the same loop pinned to
 CPU b. The ratio (paired rate / solo rate) near 1.0 means a and b are separate cores; near
 0.5 means they share one (SMT siblings, or vCPUs mapped to one physical core). Then K loops
-on chosen CPU sets: consecutive CPUs vs the spread the pairing suggests.
+on chosen CPU sets: consecutive CPUs (from the lowest, and from the highest, which is what
+actors/pinning.py hands out) vs spread ones vs the K fastest alone; then every CPU alone
+again, to show whether a CPU's speed holds over the run.
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ def main() -> None:
     sets = {}
     for k in (4, 8):
         if len(cpus) >= 2 * k:  # room to compare consecutive CPUs with spread ones
-            sets.update({f"consecutive{k}": cpus[:k], f"even{k}": cpus[0::2][:k],
-                         f"stride{k}": cpus[::len(cpus) // k][:k]})
+            fastest = sorted(sorted(cpus, key=solo.get, reverse=True)[:k])
+            sets.update({f"consecutive{k}": cpus[:k], f"top{k}": cpus[-k:],
+                         f"even{k}": cpus[0::2][:k], f"stride{k}": cpus[::len(cpus) // k][:k],
+                         f"fastest{k}": fastest})
     sets[f"all{len(cpus)}"] = cpus
     agg = {}
     for name, s in sets.items():
@@ -78,6 +82,8 @@ def main() -> None:
         agg[name] = {"cpus": s, "speedup": sum(r[c] / solo[c] for c in s),
                      "per_cpu": {c: r[c] / solo[c] for c in s}}
         print(f"{name:>13} {s}: {agg[name]['speedup']:.2f}x of {len(s)}", flush=True)
+    again = {c: run_set([c], a.rows, a.width, a.seconds)[c] for c in cpus}
+    print("solo GFLOP/s again:", {c: round(v, 1) for c, v in again.items()}, flush=True)
     topo = {}
     for c in cpus:
         p = Path(f"/sys/devices/system/cpu/cpu{c}/topology")
@@ -86,8 +92,8 @@ def main() -> None:
                    if (p / f).exists()}
     print("sysfs topology:", topo)
     if a.json:
-        write_json({"solo": solo, "pairs": pairs, "sets": agg, "sysfs": topo, "rows": a.rows,
-                    "width": a.width}, a.json)
+        write_json({"solo": solo, "pairs": pairs, "sets": agg, "solo_again": again,
+                    "sysfs": topo, "rows": a.rows, "width": a.width}, a.json)
 
 
 if __name__ == "__main__":

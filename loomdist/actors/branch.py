@@ -12,6 +12,7 @@ import ray
 
 from ..engine import WeightGradStash, backward_layer
 from ..layers import module_of, parallel
+from ..memory import retain_freed_memory
 from ..network import Layer
 from ..optim import Optimizer
 from ..threads import set_threads
@@ -61,8 +62,10 @@ class Branch(ParamOwner):
 
 @ray.remote
 class BranchActor(Pinnable, Branch):
-    """Branch as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
+    """Branch as a Ray actor; sets Numba/BLAS threads to its CPU share
+    and keeps freed memory for the next micro-batch (loomdist.memory) first."""
 
     def __init__(self, *args, threads: int = 1, **kw):
         set_threads(threads)
+        retain_freed_memory()
         super().__init__(*args, **kw)

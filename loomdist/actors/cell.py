@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..io.checkpoint import read_cell, write_cell
 from ..layers import parallel
 from ..losses import fused_softmax_ce, loss_and_grad
+from ..memory import retain_freed_memory
 from ..network import Layer
 from ..optim import Optimizer
 from ..threads import set_threads
@@ -344,8 +345,10 @@ def _sum(arrays: list) -> np.ndarray:
 
 @ray.remote
 class CellActor(Pinnable, Cell):
-    """Cell as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
+    """Cell as a Ray actor; sets Numba/BLAS threads to its CPU share
+    and keeps freed memory for the next micro-batch (loomdist.memory) first."""
 
     def __init__(self, *args, threads: int = 1, **kw):
         set_threads(threads)
+        retain_freed_memory()
         super().__init__(*args, **kw)

@@ -24,6 +24,7 @@ import numpy as np
 import ray
 
 from ..errors import ConfigError
+from ..memory import retain_freed_memory
 from ..network import Layer
 from ..plan import Plan
 from ..threads import set_threads
@@ -102,10 +103,12 @@ class StepCell:
 
 @ray.remote
 class StepCellActor(Pinnable, StepCell):
-    """StepCell as a Ray actor; sets Numba/BLAS threads to its CPU share first."""
+    """StepCell as a Ray actor; sets Numba/BLAS threads to its CPU share
+    and keeps freed memory for the next micro-batch (loomdist.memory) first."""
 
     def __init__(self, *args, threads: int = 1, **kw):
         set_threads(threads)
+        retain_freed_memory()
         super().__init__(*args, **kw)
 
     def ping(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import platform
 import threading
 
 import numpy as np
@@ -14,6 +15,8 @@ from loomdist.actors.pinning import _cpu_list, assign_cpus, pin_process, whole_c
 from loomdist.errors import ConfigError
 from loomdist.plan import Plan
 from loomdist.train_config import TrainingConfig
+
+GLIBC = platform.libc_ver()[0] == "glibc"  # actors keep freed memory there (loomdist.memory)
 
 
 def test_assign_hands_out_disjoint_runs_from_the_top():
@@ -101,6 +104,14 @@ def test_plan_rejects_unknown_pin_mode():
         Plan(stages=(((0, 0),),), pin_cpus="cores")
 
 
+def _retaining(ray_session, actors) -> list:
+    """loomdist.memory.retaining() in each actor's process: actors keep freed memory."""
+    def ask(self):
+        from loomdist.memory import retaining
+        return retaining()
+    return ray_session.get([a.__ray_call__.remote(ask) for a in actors])
+
+
 def _two_cell_net():
     from loomdist.run import build_network
     layer = {"type": "dense", "activation": "tanh", "input_height": 4, "output_height": 4}
@@ -122,7 +133,9 @@ def test_driver_pins_whole_cpu_actors(ray_session, mode):
     with DistributedTrainer(net, cfg, plan, microbatches=2) as tr:
         reports = ray_session.get([c.cpu_report.remote() for c in tr.cells[0]])
         loss, _ = tr.step(x, x, 0.1)
+        retains = _retaining(ray_session, tr.cells[0])
     assert np.isfinite(loss)
+    assert retains == [GLIBC, GLIBC]
     if mode is None:
         assert tr.pinned == [None, None]
         assert all(cpus == allowed for _, cpus, _ in reports)
@@ -162,10 +175,12 @@ def test_step_grid_pins_its_actors(ray_session):
     grid = StepGrid(net, num_cpus=1)
     try:
         reports = ray_session.get([a.cpu_report.remote() for a in grid.actors])
+        retains = _retaining(ray_session, grid.actors)
     finally:
         grid.shutdown()
     assert grid.pinned == [[allowed[-1]], [allowed[-2]]]
     assert [cpus for _, cpus, _ in reports] == grid.pinned
+    assert retains == [GLIBC, GLIBC]
 
 
 def test_cli_and_ray_options_carry_the_pin_mode():
