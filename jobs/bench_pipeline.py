@@ -19,7 +19,9 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
                    column is the median over rounds, each round against its two baselines)
     xK1            speedup over one actor with the same M (K=1, M): the pipeline's own gain,
                    without the cost of cutting the batch into micro-batches
-    ceil           the xK1 these CPUs allow: (K concurrent GEMM loops / one) x (1 - ideal)
+    ceil           the xK1 these CPUs allow: (K concurrent GEMM loops / one) x (1 - ideal),
+                   the loops probed as each round starts (a probe of --scaling-s seconds:
+                   on a drifting host a point can beat it)
     bubble         idle share of the K stage actors between the first forward and the last
                    weight gradient (grad_sq_norm, where deferred weight GEMMs run) of a
                    step, from Ray's task events (ray.timeline), next to
@@ -288,15 +290,17 @@ def run(cfg: BenchConfig, log=print) -> dict:
     """The whole sweep on the connected Ray; returns the JSON-ready report.
 
     The sweep runs `cfg.rounds` times, a one-actor baseline before each round and after the
-    last; a round's speed-ups are against the mean of the baselines around it, and each
-    point reports the median over rounds (the per-round values under "rounds")."""
+    last; a round's speed-ups are against the mean of the baselines around it, its ceilings
+    against the CPU scaling probed as it starts, and each point reports the median over
+    rounds (the per-round values under "rounds"; the probes' under "cpu_scaling_runs")."""
     t0 = time.perf_counter()
-    net, scaling = grid_network(cfg), cpu_scaling(cfg)
-    log("cpu scaling (K concurrent GEMM loops): "
-        + ", ".join(f"K={k}: {v:.2f}x" for k, v in scaling.items()))
-    bases, rounds = [measure_point(net, cfg, 1, 1)], []
+    net = grid_network(cfg)
+    bases, rounds, scalings = [measure_point(net, cfg, 1, 1)], [], []
     log(f"baseline: 1 actor, 1 micro-batch: {bases[0]['step_ms']:.1f} ms/step")
     for r in range(cfg.rounds):
+        scalings.append(scaling := cpu_scaling(cfg))  # the host's ceiling drifts too
+        log("cpu scaling (K concurrent GEMM loops): "
+            + ", ".join(f"K={k}: {v:.2f}x" for k, v in scaling.items()))
         same_m = ({m: measure_point(net, cfg, 1, m) for m in cfg.micro}
                   if 1 in cfg.stages else {})
         points = []
@@ -314,7 +318,9 @@ def run(cfg: BenchConfig, log=print) -> dict:
     hops = hop_overhead(sizes, cfg.width, cfg.hops)
     return {"machine": machine_info(), "config": asdict(cfg), "baselines": BASELINES,
             "memory": MEMORY[wanted()],
-            "baseline": _mean_base(bases), "cpu_scaling": scaling,
+            "baseline": _mean_base(bases),
+            "cpu_scaling": {k: statistics.median(sc[k] for sc in scalings) for k in scaling},
+            "cpu_scaling_runs": scalings,
             "points": [_median_point(ps) for ps in zip(*rounds)], "hops": hops,
             "elapsed_s": time.perf_counter() - t0}
 
@@ -342,7 +348,7 @@ def _mean_base(bases: list) -> dict:
 
 
 MEDIAN_KEYS = ("step_ms", "samples_per_s", "bubble", "speedup", "speedup_same_m",
-               "efficiency_loss", "ceiling")
+               "efficiency_loss", "cpu_scaling", "ceiling")
 
 
 def _median_point(ps: tuple) -> dict:

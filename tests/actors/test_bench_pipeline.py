@@ -61,8 +61,13 @@ def test_rounds_and_schedules_report_medians_and_stages(ray_session):
     assert [(p["schedule"], p["stages"]) for p in report["points"]] == [
         ("gpipe", 1), ("gpipe", 2), ("zbh1", 2)]  # K=1 once: no bubble to shrink
     assert len(report["baseline"]["step_ms_runs"]) == 3  # before, between, after the rounds
+    runs = report["cpu_scaling_runs"]  # probed as each round starts
+    assert len(runs) == 2 and all(set(sc) == {1, 2} for sc in runs)
+    assert report["cpu_scaling"][2] == pytest.approx((runs[0][2] + runs[1][2]) / 2)
     for p in report["points"]:
         assert len(p["rounds"]) == 2
+        assert sorted(r["cpu_scaling"] for r in p["rounds"]) == sorted(
+            sc[p["stages"]] for sc in runs)  # each round's ceiling from its own probe
         for key in ("step_ms", "speedup"):
             assert p[key] == pytest.approx(sum(r[key] for r in p["rounds"]) / 2)
         if p["stages"] == 2 and p["per_stage"] is not None:
