@@ -61,9 +61,8 @@ import numpy as np
 import ray
 
 from loomdist.actors.pinning import whole_cpus
-from loomdist.actors.raycluster import machine_info
 from loomdist.actors.timeline import stage_timeline
-from loomdist.bench import write_json
+from loomdist.bench import machine_info, write_json
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
 from loomdist.memory import wanted
@@ -316,7 +315,7 @@ def run(cfg: BenchConfig, log=print) -> dict:
             f"the round's x1 uses the mean of the two around it, {base['step_ms']:.1f} ms")
     sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
     hops = hop_overhead(sizes, cfg.width, cfg.hops)
-    return {"machine": machine_info(), "config": asdict(cfg), "baselines": BASELINES,
+    return {"machine": machine_info("cluster"), "config": asdict(cfg), "baselines": BASELINES,
             "memory": MEMORY[wanted()],
             "baseline": _mean_base(bases),
             "cpu_scaling": {k: statistics.median(sc[k] for sc in scalings) for k in scaling},

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from loomdist.actors.raycluster import connect, machine_info
+from loomdist.actors.raycluster import connect
 from loomdist.actors.step import StepGrid
-from loomdist.bench import write_json
+from loomdist.bench import machine_info, write_json
 from loomdist.errors import ConfigError
 from loomdist.run import build_network
 from loomdist.tween import StepState
@@ -156,7 +156,7 @@ def _train_ticks(grid, cfg: BenchConfig, kind: str, xs: list) -> None:
 def run(cfg: BenchConfig, log=print) -> dict:
     """Local and grid rates on the connected Ray; returns the JSON-ready report."""
     net = grid_network(cfg)
-    report = {"machine": machine_info(), "config": asdict(cfg),
+    report = {"machine": machine_info("cluster"), "config": asdict(cfg),
               "layers": net.total_layers, "local_ticks_per_s": local_rate(net, cfg)}
     log(f"local StepState: {report['local_ticks_per_s']:.0f} ticks/s")
     report.update(grid_rates(net, cfg))

@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 
+from loomdist.bench import machine_info, write_json
 from loomdist.tween.assess import published as pub
 from loomdist.tween.assess.adapt import PROTOCOLS, run_config
 from loomdist.tween.assess.clock import LOOM_T17_OUTPUTS_PER_SEC, DeterministicClock
-from loomdist.tween.assess.run import machine_info, write_json
 from loomdist.tween.modes import ADAPT_MODES
 
 NETS = ("Dense", "Conv2D", "RNN", "LSTM", "Attn")
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
         print(f"missing (config, mode) with >= {a.seeds} runs: "
               f"{', '.join(doc['missing']) or 'none'}")
         if a.json:
-            write_json(a.json, doc)
+            write_json(doc, a.json)
         return 0 if not doc["missing"] else 1
     tasks = [(n, int(d), m, a.seed + k, a.outputs_per_sec) for n in a.nets.split(",")
              for d in a.depths.split(",") for m in a.modes.split(",") for k in range(a.seeds)]
@@ -182,12 +182,12 @@ def main(argv=None) -> int:
         for row in ex.map(one_run, tasks, chunksize=1):
             rows.append(row)
             if a.json:  # partial results survive a time limit
-                write_json(a.json, _document(a, rows, len(tasks), time.perf_counter() - t0))
+                write_json(_document(a, rows, len(tasks), time.perf_counter() - t0), a.json)
     wall = time.perf_counter() - t0
     print_table(summarize(rows))
     print(f"{len(tasks)} runs in {wall:.1f} s on {a.workers} workers")
     if a.json:
-        write_json(a.json, _document(a, rows, len(tasks), wall))
+        write_json(_document(a, rows, len(tasks), wall), a.json)
     return 0
 
 

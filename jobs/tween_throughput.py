@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
+from loomdist.bench import machine_info, write_json
 from loomdist.threads import set_threads
 from loomdist.tween.assess.adapt import T17, AdaptProtocol, run_adaptation, seeds_for
 from loomdist.tween.assess.clock import WallClock
 from loomdist.tween.assess.nets import t17_net
 from loomdist.tween.assess.published import TEST17_TOTAL_OUTPUTS_STC
-from loomdist.tween.assess.run import machine_info, write_json
 from loomdist.tween.modes import make_mode
 
 LOOM_OUTPUTS_PER_SEC = TEST17_TOTAL_OUTPUTS_STC / 15.0
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
            "loom_source": "issue 5 / spec 5.6: ~78k outputs in LOOM's 15 s Test 17 run",
            "machine": machine_info()}
     if a.json:
-        write_json(a.json, doc)
+        write_json(doc, a.json)
     return 0
 
 

@@ -1,12 +1,15 @@
-"""Layer benchmarks at LOOM's README configs, optionally against PyTorch in the same process."""
+"""Layer benchmarks at LOOM's README configs, optionally against PyTorch in the same process;
+and what every benchmark report shares: the machine it ran on, JSON written atomically."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -162,8 +165,43 @@ def run(configs: list[BenchConfig], vs_torch: bool = False, repeats: int = 5, wa
             "configs": [asdict(c) for c in configs], "results": [asdict(r) for r in results]}
 
 
-def write_json(report: dict, path) -> None:
-    from pathlib import Path
-
+def write_json(report: dict, path) -> Path:
+    """Write `report` as indented JSON, atomically (a reader never sees half a file);
+    numpy arrays and scalars become lists and numbers, anything else not JSON its str()."""
     from .io.loom_json import write_atomic
-    write_atomic(Path(path), json.dumps(report, indent=2).encode())
+    path = Path(path)
+    write_atomic(path, json.dumps(report, indent=2, default=_jsonable).encode())
+    return path
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return v.item() if isinstance(v, np.generic) else str(v)
+
+
+def machine_info(ray_cpus: object = None) -> dict:
+    """What a benchmark report records of the machine it ran on: cores, CPU model, Ray's CPUs
+    (`ray_cpus`; "cluster": ask the connected Ray), versions, BLAS, load, time."""
+    from threadpoolctl import threadpool_info
+    ray_version = None
+    if ray_cpus == "cluster":
+        import ray
+        ray_cpus, ray_version = ray.cluster_resources().get("CPU"), ray.__version__
+    model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
+                  if ln.startswith("model name")), platform.processor())
+    return {"cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),
+            "cpu_model": model, "ray_cpus": ray_cpus, "ray_version": ray_version,
+            "numpy_version": np.__version__, "python": platform.python_version(),
+            "platform": platform.platform(),
+            "blas": [f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
+                     if i.get("user_api") == "blas"],
+            "loadavg": os.getloadavg(),  # other work on the machine skews every number
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""

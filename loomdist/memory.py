@@ -10,9 +10,9 @@ mostly escapes this (glibc raises its thresholds after the first free); the stag
 the benchmark below, with their mix of sizes (activations, Ray's buffers, the concatenated
 weight-gradient inputs), did not.
 Measured on the 2-core VM with jobs/bench_pipeline.py (8 cells x 2 dense 1024, batch 4096,
-one CPU per actor, docs/benchmarks/pipeline-2core-memory-{glibc,retain}.json): one actor's step went from
-4.0-4.9 s to 3.3-3.4 s, one actor with 16 micro-batches from 4.6 s to 3.9 s, two stages
-from 2.6 s to 2.3 s.
+one CPU per actor; docs/benchmarks/pipeline-2core-memory-{glibc,retain}.json): one actor's
+step went from 4.0-4.9 s to 3.3-3.4 s, one actor with 16 micro-batches from 4.6 s to 3.9 s,
+two stages from 2.6 s to 2.3 s.
 
 `retain_freed_memory()` sets M_MMAP_THRESHOLD to 32 MiB (the largest glibc takes), so blocks
 below it come from the heap, and M_TRIM_THRESHOLD to 2 GiB - 1, so freed heap memory stays

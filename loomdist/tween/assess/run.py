@@ -3,14 +3,13 @@ Parquet per window/run, a PNG of accuracy over time and a side-by-side with LOOM
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ...bench import write_json
 from ...errors import ConfigError
-from ...io.loom_json import write_atomic
 from ..modes import ADAPT_MODES, TEST16_MODES, mode_name
 from . import published as pub
 from . import tables, text
@@ -65,30 +64,11 @@ def assess(cfg: AssessConfig, log=print) -> dict:
     if cfg.out:
         out = Path(cfg.out)
         tables.write_tables(out, result["tables"])
-        write_json(out / "summary.json", {"config": asdict(cfg), **result["summary"]})
+        write_json({"config": asdict(cfg), **result["summary"]}, out / "summary.json")
         log(f"wrote {out}/(*.parquet, summary.json, accuracy.png)")
         if result.get("plot"):
             result["plot"](out / "accuracy.png")
     return result
-
-
-def write_json(path, doc: dict) -> Path:
-    """Write `doc` as indented JSON (numpy arrays as lists), creating the parent folder."""
-    path = Path(path)
-    write_atomic(path, json.dumps(doc, indent=2, default=_jsonable).encode())
-    return path
-
-
-def machine_info() -> dict:
-    """CPUs, load and interpreter of this machine, for benchmark JSON."""
-    import os
-    import platform
-    return {"cpus": os.cpu_count(), "load_avg": list(os.getloadavg()),
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def _jsonable(v):
-    return v.tolist() if isinstance(v, np.ndarray) else str(v)
 
 
 def _clock(cfg):
