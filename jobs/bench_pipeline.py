@@ -42,8 +42,7 @@ ray.get of it.
 Each stage actor reserves `--cpus-per-actor` CPUs (Numba/BLAS threads = max(1, floor)) and,
 with a whole number of them, is pinned to its own CPUs (`--pin`, Plan.pin_cpus); when K of
 them do not fit, the point shares the cluster's CPUs evenly and is marked `shared`. Actors
-keep freed memory for the next micro-batch (loomdist.memory); LOOMDIST_RETAIN_MEMORY=0 in the
-script's environment (a local Ray's workers inherit it) measures glibc's defaults instead.
+keep freed memory (loomdist.memory; LOOMDIST_RETAIN_MEMORY=0 where the workers start: not).
 Without --address the script starts a local Ray with num_cpus = the visible cores (no network
 needed) and stops it at the end; with --address it joins that cluster.
 """
@@ -61,11 +60,11 @@ import numpy as np
 import ray
 
 from loomdist.actors.pinning import whole_cpus
+from loomdist.actors.raycluster import cluster_machine_info
 from loomdist.actors.timeline import stage_timeline
-from loomdist.bench import machine_info, write_json
+from loomdist.bench import write_json
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
-from loomdist.memory import wanted
 from loomdist.plan import PIN_CHOICES, PIN_MODES, Plan, pin_mode
 from loomdist.run import build_network
 from loomdist.schedule import SCHEDULES, ideal_bubble
@@ -77,7 +76,7 @@ FLUSH_OP = "grad_sq_norm"
 CATS = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
 DEFER = {True: "deferred (one GEMM per mini-batch)", False: "per micro-batch, accumulated"}
 MEMORY = {True: "freed memory retained (loomdist.memory)",
-          False: "glibc malloc defaults (LOOMDIST_RETAIN_MEMORY=0)"}
+          False: "malloc defaults (LOOMDIST_RETAIN_MEMORY=0, or not glibc)"}
 BASELINES = {"x1": "one stage actor, whole mini-batch (K=1, M=1), same CPUs per actor",
              "xK1": "one stage actor, the same M micro-batches (K=1, M), same CPUs per actor"}
 
@@ -187,9 +186,8 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = 
         bubble, per_stage = stage_timeline(windows, k, calls, CATS)
     step_s = statistics.median(times)
     return {"schedule": schedule, "stages": k, "micro": m, "cpus_per_actor": per,
-            "shared": shared,
-            "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s, "bubble": bubble,
-            "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
+            "shared": shared, "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s,
+            "bubble": bubble, "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
             "per_stage": per_stage}
 
 
@@ -266,6 +264,13 @@ def _gemm_seconds(rows: int, width: int, reps: int, threads: int, chunk: int = -
         set_threads(before or None)
 
 
+@ray.remote(num_cpus=0)
+def _retains() -> bool:
+    """Whether workers keep freed memory as stage actors do (their environment decides)."""
+    from loomdist.memory import retain_freed_memory
+    return retain_freed_memory()
+
+
 def cpu_scaling(cfg: BenchConfig) -> dict:
     """{K: aggregate speedup of K concurrent single-thread GEMM loops over one}: the most a
     K-stage pipeline can gain on these CPUs (shared vCPUs, memory bandwidth, SMT). With
@@ -315,10 +320,11 @@ def run(cfg: BenchConfig, log=print) -> dict:
             f"the round's x1 uses the mean of the two around it, {base['step_ms']:.1f} ms")
     sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
     hops = hop_overhead(sizes, cfg.width, cfg.hops)
-    return {"machine": machine_info("cluster"), "config": asdict(cfg), "baselines": BASELINES,
-            "memory": MEMORY[wanted()],
+    return {"machine": cluster_machine_info(), "config": asdict(cfg), "baselines": BASELINES,
+            "memory": MEMORY[ray.get(_retains.remote(), timeout=cfg.timeout_s)],
             "baseline": _mean_base(bases),
-            "cpu_scaling": {k: statistics.median(sc[k] for sc in scalings) for k in scaling},
+            "cpu_scaling": {k: statistics.median(sc[k] for sc in scalings)
+                            for k in scalings[0]},
             "cpu_scaling_runs": scalings,
             "points": [_median_point(ps) for ps in zip(*rounds)], "hops": hops,
             "elapsed_s": time.perf_counter() - t0}

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import ray
 
-from loomdist.actors.raycluster import connect
+from loomdist.actors.raycluster import cluster_machine_info, connect
 from loomdist.actors.step import StepGrid
 from loomdist.bench import machine_info, write_json
 from loomdist.errors import ConfigError
@@ -156,7 +156,7 @@ def _train_ticks(grid, cfg: BenchConfig, kind: str, xs: list) -> None:
 def run(cfg: BenchConfig, log=print) -> dict:
     """Local and grid rates on the connected Ray; returns the JSON-ready report."""
     net = grid_network(cfg)
-    report = {"machine": machine_info("cluster"), "config": asdict(cfg),
+    report = {"machine": cluster_machine_info(), "config": asdict(cfg),
               "layers": net.total_layers, "local_ticks_per_s": local_rate(net, cfg)}
     log(f"local StepState: {report['local_ticks_per_s']:.0f} ticks/s")
     report.update(grid_rates(net, cfg))
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.t17_bp is not None:
         report = t17_bp_report(args.t17_bp)
-        report["machine"] = machine_info(ray_cpus=None)
+        report["machine"] = machine_info()
         print(f"local Step+BP (Test 17 network): {report['step_bp_outputs_per_s']:.0f} "
               f"outputs/s", flush=True)
     else:

@@ -7,7 +7,8 @@ CPU b. The ratio (paired rate / solo rate) near 1.0 means a and b are separate c
 0.5 means they share one (SMT siblings, or vCPUs mapped to one physical core). Then K loops
 on chosen CPU sets: consecutive CPUs (from the lowest, and from the highest, which is what
 actors/pinning.py hands out) vs spread ones vs the K fastest alone; then every CPU alone
-again, to show whether a CPU's speed holds over the run.
+again, to show whether a CPU's speed holds over the run. A set's speed-up sums its CPUs'
+rates over their mean solo rate of the two passes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def run_set(cpus, rows, width, seconds) -> dict:
     return got
 
 
+def solo_pass(cpus, a) -> dict:
+    """{cpu: GFLOP/s of the loop alone on it}, one CPU after another."""
+    return {c: run_set([c], a.rows, a.width, a.seconds)[c] for c in cpus}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=128)
@@ -60,7 +66,7 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
-    solo = {c: run_set([c], a.rows, a.width, a.seconds)[c] for c in cpus}
+    solo = solo_pass(cpus, a)
     print("solo GFLOP/s:", {c: round(v, 1) for c, v in solo.items()}, flush=True)
     pairs = {}
     for b in cpus[1:]:
@@ -76,14 +82,15 @@ def main() -> None:
                          f"even{k}": cpus[0::2][:k], f"stride{k}": cpus[::len(cpus) // k][:k],
                          f"fastest{k}": fastest})
     sets[f"all{len(cpus)}"] = cpus
+    rates = {name: run_set(s, a.rows, a.width, a.seconds) for name, s in sets.items()}
+    again = solo_pass(cpus, a)
+    print("solo GFLOP/s again:", {c: round(v, 1) for c, v in again.items()}, flush=True)
+    ref = {c: (solo[c] + again[c]) / 2 for c in cpus}  # the sets ran between the passes
     agg = {}
     for name, s in sets.items():
-        r = run_set(s, a.rows, a.width, a.seconds)
-        agg[name] = {"cpus": s, "speedup": sum(r[c] / solo[c] for c in s),
-                     "per_cpu": {c: r[c] / solo[c] for c in s}}
+        agg[name] = {"cpus": s, "speedup": sum(rates[name][c] / ref[c] for c in s),
+                     "per_cpu": {c: rates[name][c] / ref[c] for c in s}}
         print(f"{name:>13} {s}: {agg[name]['speedup']:.2f}x of {len(s)}", flush=True)
-    again = {c: run_set([c], a.rows, a.width, a.seconds)[c] for c in cpus}
-    print("solo GFLOP/s again:", {c: round(v, 1) for c, v in again.items()}, flush=True)
     topo = {}
     for c in cpus:
         p = Path(f"/sys/devices/system/cpu/cpu{c}/topology")

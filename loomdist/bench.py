@@ -180,14 +180,11 @@ def _jsonable(v):
     return v.item() if isinstance(v, np.generic) else str(v)
 
 
-def machine_info(ray_cpus: object = None) -> dict:
+def machine_info(ray_cpus: float | None = None, ray_version: str | None = None) -> dict:
     """What a benchmark report records of the machine it ran on: cores, CPU model, Ray's CPUs
-    (`ray_cpus`; "cluster": ask the connected Ray), versions, BLAS, load, time."""
+    and version (a Ray benchmark passes them: this plane does not import Ray), versions,
+    BLAS, load, time."""
     from threadpoolctl import threadpool_info
-    ray_version = None
-    if ray_cpus == "cluster":
-        import ray
-        ray_cpus, ray_version = ray.cluster_resources().get("CPU"), ray.__version__
     model = next((ln.split(":", 1)[1].strip() for ln in _read("/proc/cpuinfo").splitlines()
                   if ln.startswith("model name")), platform.processor())
     return {"cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(),

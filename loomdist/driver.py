@@ -195,7 +195,11 @@ class DistributedTrainer:
             self.owners.append(owners)
         self._wait([(c, "ping", ()) for cells in self.cells for c in cells], "actor start")
         handles = [c for cells in self.cells for c in cells] + self.branch_handles
-        self.pinned = pin_actors(handles, per, self._wait_refs, plan.pin_cpus)
+        self.pinned = pin_actors(handles, per, self._wait_refs, plan.pin_cpus,
+                                 getattr(self, "_killed", ()))
+        self._processes = (self._wait_refs([h.process.remote() for h in handles],
+                                           "actor processes")
+                           if any(c is not None for c in self.pinned) else [])
 
     def _branches(self, i, per, threads, optim) -> list:
         n = len(self.net.layers[i].spec.branches)
@@ -413,6 +417,8 @@ class DistributedTrainer:
         for h in [c for cells in getattr(self, "cells", []) for c in cells] + \
                 getattr(self, "branch_handles", []):
             ray.kill(h)
+        # their pinned CPUs are free for the next actors even while the processes exit
+        self._killed = tuple(getattr(self, "_processes", ()))
         self.cells, self.owners, self.branch_handles = [], [], []
 
     def shutdown(self) -> None:

@@ -125,7 +125,6 @@ def run_training(cfg: RunConfig, resume: bool = False, on_step=None,
 
     ray_options: a driver.RayOptions to train on Ray actors (None: this process)."""
     from . import runlog
-    from .memory import retain_freed_memory
     t0 = time.perf_counter()
     net = build_network(cfg.network)
     train, test = load_split(cfg.data)
@@ -141,7 +140,6 @@ def run_training(cfg: RunConfig, resume: bool = False, on_step=None,
     write_atomic(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
     log = runlog.RunLog(run_dir, run_id, net, test, cfg.training)
     if ray_options is None:
-        retain_freed_memory()  # as the actors do: activations reuse the last step's memory
         trainer = Trainer(net, cfg.training, run_dir, on_step=on_step, on_epoch=log.on_epoch)
         result = trainer.fit(train.x, train.targets(outputs), resume=resume)
     else:

@@ -39,11 +39,17 @@ log = logging.getLogger(__name__)
 class Pinnable:
     """Mixed into actor classes: report where they run, pin themselves."""
 
-    def cpu_report(self) -> tuple[str, list[int], list[int]]:
+    def cpu_report(self, ignore: tuple = ()) -> tuple[str, list[int], list[int]]:
         """(Ray node id, the CPUs this process may run on, the CPUs other processes of this
-        machine are pinned to)."""
-        return (ray.get_runtime_context().get_node_id(), sorted(os.sched_getaffinity(0)),
-                sorted(pinned_elsewhere()))
+        machine are pinned to, not counting the processes `ignore` names: (node id, pid)
+        pairs, e.g. actors a restart has just killed)."""
+        node = ray.get_runtime_context().get_node_id()
+        return (node, sorted(os.sched_getaffinity(0)),
+                sorted(pinned_elsewhere({pid for n, pid in ignore if n == node})))
+
+    def process(self) -> tuple[str, int]:
+        """(Ray node id, pid) of this actor's process."""
+        return ray.get_runtime_context().get_node_id(), os.getpid()
 
     def pin_cpus(self, cpus: list[int], mode: str = "process") -> list[int]:
         """Run all this actor's threads (mode "process") or its task thread ("thread") on
@@ -51,13 +57,15 @@ class Pinnable:
         return pin_process(cpus, mode)
 
 
-def pinned_elsewhere() -> set[int]:
+def pinned_elsewhere(ignore: set[int] = frozenset()) -> set[int]:
     """CPUs that other live Ray workers of this machine (processes named "ray::...") are
     restricted to, where that is fewer than all CPUs: the pinned actors of another trainer.
-    Empty without /proc. Kernel threads and other programs are not counted."""
+    Processes in `ignore` (pids) are not counted, nor kernel threads and other programs.
+    Empty without /proc."""
     everyone, taken = set(range(os.cpu_count() or 1)), set()
+    skip = set(ignore) | {os.getpid()}
     try:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) not in skip]
     except OSError:
         return taken
     for pid in pids:
@@ -151,19 +159,22 @@ def whole_cpus(per: float) -> int:
     return int(per) if per >= 1 and float(per).is_integer() else 0
 
 
-def pin_actors(handles: list, per: float, get, mode: str | None = "process"
-               ) -> list[list[int] | None]:
+def pin_actors(handles: list, per: float, get, mode: str | None = "process",
+               replaced: tuple = ()) -> list[list[int] | None]:
     """Pin `handles` (Pinnable actors, each with `per` CPUs) to disjoint CPUs (`mode` as in
     pin_process; None pins nothing).
 
     get: waits for a list of ObjectRefs with a timeout and a name (the driver's transport).
+    replaced: (node id, pid) of the actors these replace (a restart killed them): CPUs they
+        may still hold while they exit count as free.
     Returns the CPUs each actor's task thread runs on afterwards (None: left unpinned).
     """
     n = whole_cpus(per)
     if not n or not handles or mode is None:
         return [None] * len(handles)
-    for wait in (0.25, 0.5, 1.0, 2.0, 0.0):  # killed actors (a restart) take a moment to exit
-        reports = get([h.cpu_report.remote() for h in handles], "actor CPU report")
+    for wait in (0.25, 0.5, 1.0, 2.0, 0.0):  # other killed actors take a moment to exit
+        reports = get([h.cpu_report.remote(tuple(replaced)) for h in handles],
+                      "actor CPU report")
         want = assign_cpus(reports, n, warn=False)
         if None not in want or not any(r[2] for r in reports) or not wait:
             break

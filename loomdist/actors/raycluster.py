@@ -1,4 +1,5 @@
-"""Reaching Ray: check a host:port before ray.init, start or join a cluster."""
+"""Reaching Ray: check a host:port before ray.init, start or join a cluster; the machine
+record of a benchmark on it."""
 
 from __future__ import annotations
 
@@ -39,3 +40,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> bool:
                           f"({e}); start one (ray start --head) or omit the address for a "
                           f"local Ray") from e
     return True
+
+
+def cluster_machine_info() -> dict:
+    """bench.machine_info with the connected Ray's CPUs and version."""
+    from ..bench import machine_info
+    return machine_info(ray.cluster_resources().get("CPU"), ray.__version__)

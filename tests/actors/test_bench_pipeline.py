@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 import sys
 from pathlib import Path
 
 import pytest
 
 from loomdist.errors import ConfigError
+from loomdist.memory import retention_wanted
 
 pytestmark = pytest.mark.ray
 BENCH = Path(__file__).resolve().parents[2] / "jobs" / "bench_pipeline.py"
@@ -61,6 +63,8 @@ def test_rounds_and_schedules_report_medians_and_stages(ray_session):
     assert [(p["schedule"], p["stages"]) for p in report["points"]] == [
         ("gpipe", 1), ("gpipe", 2), ("zbh1", 2)]  # K=1 once: no bubble to shrink
     assert len(report["baseline"]["step_ms_runs"]) == 3  # before, between, after the rounds
+    assert report["memory"] == bp.MEMORY[platform.libc_ver()[0] == "glibc"
+                                         and retention_wanted()]  # as the workers have it
     runs = report["cpu_scaling_runs"]  # probed as each round starts
     assert len(runs) == 2 and all(set(sc) == {1, 2} for sc in runs)
     assert report["cpu_scaling"][2] == pytest.approx((runs[0][2] + runs[1][2]) / 2)

@@ -11,12 +11,20 @@ import threading
 import numpy as np
 import pytest
 
-from loomdist.actors.pinning import _cpu_list, assign_cpus, pin_process, whole_cpus
+from loomdist.actors.pinning import (
+    _cpu_list,
+    assign_cpus,
+    pin_process,
+    pinned_elsewhere,
+    whole_cpus,
+)
 from loomdist.errors import ConfigError
+from loomdist.memory import retention_wanted
 from loomdist.plan import Plan
 from loomdist.train_config import TrainingConfig
 
-GLIBC = platform.libc_ver()[0] == "glibc"  # actors keep freed memory there (loomdist.memory)
+# actors keep freed memory on glibc (loomdist.memory) unless LOOMDIST_RETAIN_MEMORY=0
+RETAINS = platform.libc_ver()[0] == "glibc" and retention_wanted()
 
 
 def test_assign_hands_out_disjoint_runs_from_the_top():
@@ -105,10 +113,10 @@ def test_plan_rejects_unknown_pin_mode():
 
 
 def _retaining(ray_session, actors) -> list:
-    """loomdist.memory.retaining() in each actor's process: actors keep freed memory."""
+    """loomdist.memory.is_retaining() in each actor's process: actors keep freed memory."""
     def ask(self):
-        from loomdist.memory import retaining
-        return retaining()
+        from loomdist.memory import is_retaining
+        return is_retaining()
     return ray_session.get([a.__ray_call__.remote(ask) for a in actors])
 
 
@@ -134,8 +142,12 @@ def test_driver_pins_whole_cpu_actors(ray_session, mode):
         reports = ray_session.get([c.cpu_report.remote() for c in tr.cells[0]])
         loss, _ = tr.step(x, x, 0.1)
         retains = _retaining(ray_session, tr.cells[0])
+        taken, pids = pinned_elsewhere(), {pid for _, pid in tr._processes}
+        if mode == "process":  # what a restart's new actors would see, and not count
+            assert taken >= set(allowed[-2:]) and len(pids) == 2
+            assert not pinned_elsewhere(pids) & set(allowed[-2:])
     assert np.isfinite(loss)
-    assert retains == [GLIBC, GLIBC]
+    assert retains == [RETAINS, RETAINS]
     if mode is None:
         assert tr.pinned == [None, None]
         assert all(cpus == allowed for _, cpus, _ in reports)
@@ -163,6 +175,7 @@ def test_restarted_actors_are_pinned_again(ray_session, tmp_path):
         first = tr.cells[0][0]
         tr.fit(x, x)
         assert tr.cells[0][0] is not first  # the fault restarted the actors
+        assert len(tr._killed) == 2  # the old actors' CPUs counted free for the new ones
         reports = ray_session.get([c.cpu_report.remote() for c in tr.cells[0]])
     assert tr.pinned == [[allowed[-1]], [allowed[-2]]]
     assert [cpus for _, cpus, _ in reports] == tr.pinned
@@ -180,7 +193,7 @@ def test_step_grid_pins_its_actors(ray_session):
         grid.shutdown()
     assert grid.pinned == [[allowed[-1]], [allowed[-2]]]
     assert [cpus for _, cpus, _ in reports] == grid.pinned
-    assert retains == [GLIBC, GLIBC]
+    assert retains == [RETAINS, RETAINS]
 
 
 def test_cli_and_ray_options_carry_the_pin_mode():
