@@ -112,6 +112,9 @@ def register(main, console, guard):
                                     timeout_s=timeout_s, max_restarts=max_restarts,
                                     gpus_per_actor=gpus_per_actor, cell_backend=cell_backend,
                                     pin_cpus=pin_cpus)
+        if ray_opts is None:  # this process trains: keep freed memory, as the actors do
+            from .memory import retain_freed_memory
+            retain_freed_memory()
         con = console()
         with Progress(console=con, transient=True) as bar:
             task = bar.add_task("training", total=None)

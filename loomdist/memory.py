@@ -12,7 +12,9 @@ after the first free); the stage actors of the benchmark below, with their mix o
 the 2-core VM with jobs/bench_pipeline.py (8 cells x 2 dense 1024, batch 4096, one CPU per
 actor; one run each, docs/benchmarks/pipeline-2core-memory-{glibc,retain}.json): one actor's
 step took 3.4/3.3 s (before/after the sweep) against 4.0/4.9 s with glibc's defaults, one
-actor with 16 micro-batches 3.9 s against 4.6 s, two stages 2.3 s against 2.6 s.
+actor with 16 micro-batches 3.9 s against 4.6 s, two stages 2.3 s against 2.6 s. In one
+process (jobs/bench_memory.py, the same grid, whole-batch train_steps, 3 runs each,
+docs/benchmarks/memory-local-2core.json) a step took 3427 ms against 3927 ms.
 
 `retain_freed_memory()` sets M_TRIM_THRESHOLD to 2 GiB - 1, so freed heap memory stays mapped
 for the next micro-batch, and M_MMAP_THRESHOLD to 1 GiB (32 MiB, the ceiling of glibc's own
@@ -20,8 +22,10 @@ adjustment, where a glibc refuses more), so blocks below it come from the heap. 
 then keeps the heap of its largest step, as PyTorch's caching allocator keeps its blocks: RSS
 does not shrink between steps.
 
-The Ray actors (cell, branch, step) call it as they start; LOOMDIST_RETAIN_MEMORY=0 in their
-environment turns it off. Other C libraries (musl, macOS) are left alone.
+The Ray actors (cell, branch, step) call it as they start, and `loomdist train --backend
+local` before it trains; LOOMDIST_RETAIN_MEMORY=0 in their environment turns it off. Library
+calls (run_training, Trainer) leave the caller's process alone. Other C libraries (musl,
+macOS) are left alone.
 """
 
 from __future__ import annotations

@@ -50,10 +50,14 @@ def test_duckdb_example_query(short_run):
     assert rows[0][0] == "0-10%" and sum(n for _, n in rows) == 359
 
 
-def test_local_backend_and_resume(tmp_path):
+def test_local_backend_and_resume(tmp_path, monkeypatch):
+    import loomdist.memory
+    calls = []
+    monkeypatch.setattr(loomdist.memory, "retain_freed_memory", lambda: calls.append(1))
     args = ["train", str(EXAMPLE), "--run-dir", str(tmp_path), "--run-id", "short",
             "--epochs", "1", "--backend", "local"]
     assert CliRunner().invoke(main, args).exit_code == 0
+    assert calls == [1]  # this process trains: it keeps freed memory, as actors do
     run = tmp_path / "short"
     res = CliRunner().invoke(main, [*args, "--resume"])
     assert res.exit_code == 0, res.output

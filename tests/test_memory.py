@@ -1,5 +1,6 @@
 """loomdist.memory: glibc keeps freed activation memory for the next micro-batch."""
 
+import json
 import os
 import platform
 import subprocess
@@ -113,3 +114,19 @@ def test_nothing_claimed_where_the_settings_did_not_take(monkeypatch, libc, name
     if not name:
         assert libc.calls == []
 
+
+
+def test_bench_memory_job_runs_both_modes_in_fresh_processes(tmp_path):
+    job = os.path.join(os.path.dirname(__file__), "..", "jobs", "bench_memory.py")
+    out = tmp_path / "m.json"
+    res = subprocess.run([sys.executable, job, "--cells", "1", "--layers-per-cell", "1",
+                          "--width", "16", "--batch", "8", "--steps", "2", "--repeats", "1",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(out.read_text())
+    assert [r["applied"] for r in report["runs"]["glibc"]] == [False]
+    assert [r["applied"] for r in report["runs"]["retain"]] == [GLIBC]
+    assert all(len(r["step_ms"]) == 2 for rs in report["runs"].values() for r in rs)
+    assert set(report["median_step_ms"]) == {"glibc", "retain"}
+    bad = subprocess.run([sys.executable, job, "--steps", "1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--steps >= 2" in bad.stderr
