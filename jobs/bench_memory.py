@@ -10,8 +10,9 @@ mode and repeat (malloc settings last for the process), modes alternating:
     glibc    the C library's defaults (LOOMDIST_RETAIN_MEMORY=0)
     retain   loomdist.memory.retain_freed_memory() first
 
-Reported per mode: every run's step times, and the median over runs of each run's median
-step after the first (the first grows the heap).
+Reported per mode: every run's step times and minor page faults per step (a fault maps a
+fresh page), and the median over runs of each run's median step after the first (the first
+grows the heap).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,12 +47,13 @@ def child(mode: str, cells: int, layers_per_cell: int, width: int, batch: int,
     net, (x, y) = grid_network(cfg), batch_data(cfg)
     tc = TrainingConfig(loss_type="mse", optimizer="sgd", learning_rate=1e-4,
                         batch_size=batch)
-    opt, times = Optimizer(tc.optim_config()), []
+    opt, times, faults = Optimizer(tc.optim_config()), [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
         train_step(net, opt, tc, x, y, 1e-4)
         times.append((time.perf_counter() - t0) * 1e3)
-    return {"applied": applied, "step_ms": times}
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return {"applied": applied, "step_ms": times, "minor_faults": faults}
 
 
 def main(argv=None) -> dict:
@@ -79,8 +82,9 @@ def main(argv=None) -> dict:
                                               "steps"), shape)]
             out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
             runs[mode].append(json.loads(out.stdout.splitlines()[-1]))
-            print(f"{mode:6s} ms/step: {[round(t) for t in runs[mode][-1]['step_ms']]}",
-                  flush=True)
+            got = runs[mode][-1]
+            print(f"{mode:6s} ms/step: {[round(t) for t in got['step_ms']]}  page faults: "
+                  f"{got['minor_faults']}", flush=True)
     report = {"machine": machine_info(), "config": vars(a) | {"child": None}, "runs": runs,
               "median_step_ms": {m: statistics.median(statistics.median(r["step_ms"][1:])
                                                       for r in rs) for m, rs in runs.items()}}

@@ -5,16 +5,19 @@ the benchmark's sizes) and frees them after its backward. By default glibc serve
 blocks from fresh mmap()s until one is freed, and it hands the top of the heap back to the
 kernel whenever more than about twice that block size lies free there. After each backward
 it lies free, so the next forward writes to fresh pages again: a page fault and a zeroed page
-for every 4 KiB, which is the likely cost behind the numbers below (not counted
-separately). A loop that repeats one shape mostly escapes this (glibc raises its thresholds
-after the first free); the stage actors of the benchmark below, with their mix of sizes
-(activations, Ray's buffers, the concatenated weight-gradient inputs), did not. Measured on
-the 2-core VM with jobs/bench_pipeline.py (8 cells x 2 dense 1024, batch 4096, one CPU per
-actor; one run each, docs/benchmarks/pipeline-2core-memory-{glibc,retain}.json): one actor's
-step took 3.4/3.3 s (before/after the sweep) against 4.0/4.9 s with glibc's defaults, one
-actor with 16 micro-batches 3.9 s against 4.6 s, two stages 2.3 s against 2.6 s. In one
-process (jobs/bench_memory.py, the same grid, whole-batch train_steps, 3 runs each,
-docs/benchmarks/memory-local-2core.json) a step took 3427 ms against 3927 ms.
+for every 4 KiB. jobs/bench_memory.py counts them: about 16,600 per whole-batch step of the
+grid below with glibc's defaults, 0-2 with memory kept. (A bare loop of dense layers over one
+shape escaped this once glibc had raised its thresholds after the first free; a training
+step, with its mix of sizes, did not.)
+
+Measured on the 2-core VM, with memory kept against glibc's defaults:
+- jobs/bench_pipeline.py (8 cells x 2 dense 1024, batch 4096, one CPU per actor; one run
+  each, docs/benchmarks/pipeline-2core-memory-{glibc,retain}.json): one actor's step took
+  3.4/3.3 s (before/after the sweep) against 4.0/4.9 s, one actor with 16 micro-batches 3.9 s
+  against 4.6 s, two stages 2.3 s against 2.6 s;
+- jobs/bench_memory.py (the same grid, whole-batch train_steps in one process, two runs of 3
+  repeats; docs/benchmarks/memory-local-2core.json is the second): 3427 against 3927 ms a
+  step, and 3391 against 3705 ms.
 
 `retain_freed_memory()` sets M_TRIM_THRESHOLD to 2 GiB - 1, so freed heap memory stays mapped
 for the next micro-batch, and M_MMAP_THRESHOLD to 1 GiB (32 MiB, the ceiling of glibc's own

@@ -126,7 +126,8 @@ def test_bench_memory_job_runs_both_modes_in_fresh_processes(tmp_path):
     report = json.loads(out.read_text())
     assert [r["applied"] for r in report["runs"]["glibc"]] == [False]
     assert [r["applied"] for r in report["runs"]["retain"]] == [GLIBC]
-    assert all(len(r["step_ms"]) == 2 for rs in report["runs"].values() for r in rs)
+    assert all(len(r["step_ms"]) == len(r["minor_faults"]) == 2
+               for rs in report["runs"].values() for r in rs)
     assert set(report["median_step_ms"]) == {"glibc", "retain"}
     bad = subprocess.run([sys.executable, job, "--steps", "1"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--steps >= 2" in bad.stderr
