@@ -7,7 +7,7 @@ The pipeline benchmark's grid (`--cells` x `--layers-per-cell` dense width->widt
 MSE, SGD) takes `--steps` whole-batch train_steps on one thread, in a fresh process per
 mode and repeat (malloc settings last for the process), modes alternating:
 
-    glibc    the C library's defaults (LOOMDIST_RETAIN_MEMORY=0)
+    glibc    the C library's defaults (retain_freed_memory is not called)
     retain   loomdist.memory.retain_freed_memory() first
 
 Reported per mode: every run's step times and minor page faults per step (a fault maps a
