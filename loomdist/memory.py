@@ -40,16 +40,15 @@ import platform
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameter numbers
 TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int
 MMAP_THRESHOLDS = (1 << 30, 32 << 20)  # the first one this glibc takes
-_STATE: dict = {}
+_STATE: dict = {}  # "mmap_threshold": what retain_freed_memory set (None: nothing), once
 
 
 def retain_freed_memory() -> bool:
     """Tune glibc's malloc to reuse freed memory rather than return it to the kernel (see
     the module docstring). Once per process; returns whether the settings are in effect."""
-    if "on" not in _STATE:
+    if "mmap_threshold" not in _STATE:
         _STATE["mmap_threshold"] = _apply() if retention_wanted() else None
-        _STATE["on"] = _STATE["mmap_threshold"] is not None
-    return _STATE["on"]
+    return is_retaining()
 
 
 def _apply() -> int | None:
@@ -78,7 +77,7 @@ def retention_wanted() -> bool:
 
 def is_retaining() -> bool:
     """Whether retain_freed_memory has put its settings in effect in this process."""
-    return _STATE.get("on", False)
+    return mmap_threshold() is not None
 
 
 def mmap_threshold() -> int | None:
