@@ -87,27 +87,36 @@ def _cpu_forward(i, slot, h):
 
 
 def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | None = None,
-                  defer=None):
+                  defer=None, need_input: bool = True):
     """Backpropagate through the walk; accumulates into each slot's grads.
 
     dy is dL/d(output) (or, with `upto`, dL/d(output of local layer upto-1)).
     d_residual_out: gradient arriving for the residual this walk handed on (from later stages).
     defer: None, or a callable(slot, wcache) that keeps the weight-gradient inputs of layers
         whose module can split its backward (see backward_layer); their grads then come later.
+    need_input: False when the caller drops both gradients it would return (a pipeline's
+        first stage, a training step): the first layer then skips its input gradient where
+        its module can (backward_input's need_dx), and (None, None) comes back.
     Returns (dL/dx, dL/d(residual_in) or None).
     """
-    def back(entry, gy):
-        return backward_layer(entry.slot, entry.cache, gy, defer)
+    def back(entry, gy, need_dx):
+        return backward_layer(entry.slot, entry.cache, gy, defer, need_dx)
 
-    grads = residual_backward(walk, dy, d_residual_out, upto, back, operator.add)
+    grads = residual_backward(walk, dy, d_residual_out, upto, back, operator.add, need_input)
+    if not need_input:
+        return None, None
     dx = grads[1] if grads[1] is not None else np.zeros_like(walk.tensors[1])
     return dx, grads[0]
 
 
-def residual_backward(walk: Walk, dy, d_residual_out, upto, back, add) -> list:
-    """The backward of residual_walk on any array type: back(entry, gy) -> dx runs one layer's
-    backward. Returns the gradient list: [0] for residual_in, [1] for the input (None where
-    nothing arrived)."""
+def residual_backward(walk: Walk, dy, d_residual_out, upto, back, add,
+                      need_input: bool = True) -> list:
+    """The backward of residual_walk on any array type: back(entry, gy, need_dx) -> dx runs
+    one layer's backward (it may return None when need_dx is False: nothing reads that dx).
+    need_input=False: the caller reads neither the input's gradient nor residual_in's, so
+    a layer whose dx would reach only those (the first, unless it adds a later tensor) is
+    asked for none. Returns the gradient list: [0] for residual_in, [1] for the input (None
+    where nothing arrived, or not asked for)."""
     tape = walk.tape if upto is None else walk.tape[:upto]
     grads: list = [None] * (len(tape) + 2)
     grads[-1] = dy
@@ -124,28 +133,37 @@ def residual_backward(walk: Walk, dy, d_residual_out, upto, back, add) -> list:
             continue
         if entry.mode == "post_add" and entry.residual is not None:
             accumulate(entry.residual, gy)
-        dx = back(entry, gy)
-        if entry.mode == "pre_add" and entry.residual is not None:
+        pre = entry.mode == "pre_add" and entry.residual is not None
+        dx = back(entry, gy, need_input or i >= 1 or (pre and entry.residual >= 2))
+        if dx is None:
+            continue
+        if pre:
             accumulate(entry.residual, dx)
         accumulate(i + 1, dx)
     return grads
 
 
-def backward_layer(slot, cache, dy: np.ndarray, defer=None) -> np.ndarray:
+def backward_layer(slot, cache, dy: np.ndarray, defer=None, need_dx: bool = True):
     """One layer's backward: returns dL/dx and accumulates its gradients into slot.grads.
 
     With `defer` (a callable(slot, wcache)) and a module that has the optional pair
-    `backward_input(spec, params, cache, dy) -> (dx, wcache)` and
+    `backward_input(spec, params, cache, dy, need_dx=True) -> (dx, wcache)` and
     `weight_grads(spec, params, [wcache, ...]) -> grads`, only dx is computed now and the
     wcache goes to `defer`; WeightGradStash turns the wcaches into gradients later.
+    need_dx=False: nobody reads dx; a module with the pair skips computing it (without
+    `defer` its gradients are then weight_grads([wcache]), which is what its backward
+    returns), and None comes back.
     """
-    split = getattr(slot.module, "backward_input", None) if defer is not None else None
-    if split is None:
+    split = getattr(slot.module, "backward_input", None)
+    if split is None or (defer is None and need_dx):
         dx, g = slot.module.backward(slot.spec, slot.params, cache, dy)
         add_grads(slot, g)
-        return dx
-    dx, wcache = split(slot.spec, slot.params, cache, dy)
-    defer(slot, wcache)
+        return dx if need_dx else None
+    dx, wcache = split(slot.spec, slot.params, cache, dy, need_dx=need_dx)
+    if defer is None:
+        add_grads(slot, slot.module.weight_grads(slot.spec, slot.params, [wcache]))
+    else:
+        defer(slot, wcache)
     return dx
 
 

@@ -216,12 +216,15 @@ class Network(Introspectable):
         kind = "empty" if slot is None else slot.spec.kind
         return f"layer {self.coords(i)} ({kind})"
 
-    def backward(self, dy, skip_last: bool = False) -> np.ndarray:
+    def backward(self, dy, skip_last: bool = False, input_grad: bool = True):
         """Backpropagate dL/d(output) from the last forward; accumulates weight gradients.
 
         `dy` has the output's form (flat or batched). Returns dL/d(input) in that form.
         skip_last: `dy` is the gradient w.r.t. the last layer's *input* (its logits, for a
         loss fused with a final softmax); the last layer is skipped.
+        input_grad=False: the caller drops dL/d(input) (a training step); the first layer
+        skips computing it where its module can, and None is returned. Ignored (dL/d(input)
+        computed and returned) on the wgpu runner and while backward events are observed.
         """
         from .engine import walk_backward
         if self.runner is not None:
@@ -239,12 +242,14 @@ class Network(Introspectable):
         if dy.size != out.size:
             raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
                              f"output has {out.size}; pass dL/d(output) of the last forward")
-        tape = self._tape
+        tape, need_input = self._tape, input_grad
         if self._observers:
             from .tween.events import observed_walk
-            tape = observed_walk(self, tape)
+            tape, need_input = observed_walk(self, tape), True
         dx, _ = walk_backward(tape, dy.reshape(out.shape).astype(out.dtype, copy=False),
-                              upto=upto)
+                              upto=upto, need_input=need_input)
+        if dx is None:
+            return None
         return dx.reshape(-1) if dy.ndim == 1 else dx
 
     def activations(self) -> list[np.ndarray]:

@@ -39,10 +39,11 @@ def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
         t, cols = fused
         loss, _, dz = fused_softmax_ce(logits, np.asarray(target).reshape(logits.shape), t,
                                        cols or logits.shape[-1])
-        net.backward(dz.reshape(np.shape(out)) if np.ndim(out) == 1 else dz, skip_last=True)
+        net.backward(dz.reshape(np.shape(out)) if np.ndim(out) == 1 else dz, skip_last=True,
+                     input_grad=False)
     else:
         loss, dy = loss_and_grad(cfg.loss_type, out, np.asarray(target).reshape(out.shape))
-        net.backward(dy)
+        net.backward(dy, input_grad=False)
     norm = clip_global_norm([g for _, g in net.gradients()], cfg.gradient_clip)
     opt.step(net.parameters(), net.gradients(), lr)
     return loss, norm

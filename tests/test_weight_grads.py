@@ -169,3 +169,135 @@ def test_flush_after_every_micro_batch_was_flushed_early_adds_nothing():
     stash.flush()  # no layer is left with an empty list of micro-batches to compute
     for k, g in once.items():
         np.testing.assert_array_equal(slot.grads[k], g)
+
+
+# ------------------------------------------------ input gradients nobody reads (need_dx)
+@pytest.mark.parametrize("case", SPLIT, ids=lambda c: c.name)
+def test_backward_input_without_dx_keeps_the_weight_cache(case):
+    module, params, x, dy = _setup(case)
+    _, cache = module.forward(case.spec, params, x)
+    _, wcache = module.backward_input(case.spec, params, cache, dy)
+    _, cache = module.forward(case.spec, params, x)
+    none, wcache2 = module.backward_input(case.spec, params, cache, dy, need_dx=False)
+    assert none is None
+    want, got = (module.weight_grads(case.spec, params, [w]) for w in (wcache, wcache2))
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
+
+
+class _Spy:
+    """A grid slot whose module records every backward_input's need_dx and every backward."""
+
+    def __init__(self, slot, calls):
+        self._slot, self._calls = slot, calls
+        self.spec, self.params = slot.spec, slot.params
+
+    grads = property(lambda self: self._slot.grads,
+                     lambda self, v: setattr(self._slot, "grads", v))
+    module = property(lambda self: self)
+
+    def __getattr__(self, name):  # backward_input only where the module has it
+        real = getattr(self._slot.module, name)
+        if name != "backward_input":
+            return real
+
+        def backward_input(spec, params, cache, dy, need_dx=True):
+            self._calls.append((spec.kind, need_dx))
+            return real(spec, params, cache, dy, need_dx=need_dx)
+        return backward_input
+
+    def backward(self, spec, params, cache, dy):
+        self._calls.append((spec.kind, "backward"))
+        return self._slot.module.backward(spec, params, cache, dy)
+
+
+def _spied(net, x, calls):
+    walk = walk_forward(net.layers, x)
+    from dataclasses import replace
+    walk.tape = [replace(e, slot=_Spy(e.slot, calls)) for e in walk.tape]
+    return walk
+
+
+@pytest.mark.parametrize("deferred", [False, True], ids=["immediate", "deferred"])
+def test_a_walk_whose_input_gradient_nobody_reads_skips_only_the_first_layers_dx(deferred):
+    """need_input=False: the first layer (dense) is asked for no dx, every other layer is;
+    the gradients are bit-identical to the walk that computes dL/dx, deferred or not."""
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
+        (4, 4)).astype(np.float32)
+    got = {}
+    for need_input in (True, False):
+        net, calls = _net(), []
+        stash = WeightGradStash() if deferred else None
+        dx, dres = walk_backward(_spied(net, x, calls), dy, need_input=need_input,
+                                 defer=stash.defer_for(0) if stash else None)
+        if stash:
+            stash.flush()
+        got[need_input] = {k: g.copy() for k, g in net.gradients()}
+        if need_input:
+            assert dx.shape == x.shape
+        else:
+            assert (dx, dres) == (None, None)
+            last = ("dense", True) if deferred else ("dense", "backward")
+            assert calls == [last, ("lstm", "backward"), ("dense", False)]
+    assert set(got[True]) == set(got[False])
+    for k, g in got[True].items():
+        np.testing.assert_array_equal(got[False][k], g, err_msg=str(k))
+
+
+def test_a_first_layer_without_the_split_computes_its_dx_and_drops_it():
+    L, calls = LAYERS, []
+    net = loomdist.Network(0, 1, 1, 2)
+    net.set_layer(0, 0, 0, L["lstm"].Spec(3, 2, 3), rng=0)
+    net.set_layer(0, 0, 1, L["dense"].Spec(6, 4, "tanh"), rng=1)
+    x = np.random.default_rng(0).standard_normal((2, 9)).astype(np.float32)
+    dy = np.ones((2, 4), np.float32)
+    assert walk_backward(_spied(net, x, calls), dy, need_input=False) == (None, None)
+    assert calls == [("dense", "backward"), ("lstm", "backward")]
+    assert set(net.layers[0].grads) == set(net.layers[0].params)
+
+
+def test_network_backward_without_input_grad_returns_none_and_the_same_gradients():
+    rng = np.random.default_rng(5)
+    x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
+        (4, 4)).astype(np.float32)
+    grads = {}
+    for input_grad in (True, False):
+        net = _net()
+        net.forward(x)
+        out = net.backward(dy, input_grad=input_grad)
+        assert (out is None) == (not input_grad)
+        grads[input_grad] = {k: g.copy() for k, g in net.gradients()}
+    for k, g in grads[True].items():
+        np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))
+
+
+def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(monkeypatch):
+    """Cell.backward(keep_dx=False) (the pipeline's first stage): None comes back, the
+    first dense layer is asked for no dx, and the gradients equal keep_dx=True's."""
+    from loomdist.actors.cell import Cell
+    from loomdist.layers import dense
+    from loomdist.optim import OptimConfig
+    rng = np.random.default_rng(2)
+    specs = [dense.Spec(6, 5, "tanh"), dense.Spec(5, 3, "relu")]
+    entries = [(i, (0, 0, i), Layer(s, dense.init(s, rng))) for i, s in enumerate(specs)]
+    x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
+        (4, 3)).astype(np.float32)
+    asked, real = [], dense.backward_input
+
+    def spy(spec, params, cache, dy, need_dx=True):
+        asked.append((spec.input_height, need_dx))
+        return real(spec, params, cache, dy, need_dx=need_dx)
+    monkeypatch.setattr(dense, "backward_input", spy)
+    grads = {}
+    for keep in (True, False):
+        asked.clear()
+        cell = Cell(entries, OptimConfig())
+        cell.begin_step(1)
+        cell.forward(0, x)
+        out = cell.backward(0, dy, None, keep_dx=keep)
+        assert (out is None) == (not keep)
+        assert asked == [(5, True), (6, keep)]
+        grads[keep] = cell.grads()
+    for k, g in grads[True].items():
+        np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))

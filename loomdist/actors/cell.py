@@ -225,7 +225,8 @@ class Cell(ParamOwner):
         """dL/dy, dL/d(residual_out) -> (dL/dx, dL/d(residual_in)); accumulates gradients.
         On the last stage dy is the seed forward_loss stashed (pass None). keep_dx=False
         (the first stage: nothing takes the input's gradient) returns None instead, so no
-        array goes to the object store."""
+        array goes to the object store, and a first walk piece skips its first layer's input
+        gradient (engine.walk_backward's need_input)."""
         self._fault_point("backward")
         records = self.stash.pop(mb)
         fused_last = dy is None and self.loss[1] is not None
@@ -238,7 +239,8 @@ class Cell(ParamOwner):
                 dy, d_residual = piece[1].backward(mb, dy, d_residual, skip)
             elif piece[0] == "walk":
                 upto = len(rec.tape) - 1 if skip else None
-                dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb))
+                dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb),
+                                               need_input=keep_dx or k > 0)
             else:
                 dy = self._gather_backward(piece, mb, dy, rec)
         return (dy, d_residual) if keep_dx else None

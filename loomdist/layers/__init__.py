@@ -4,7 +4,8 @@ A layer module defines `TYPE`, a frozen `Spec` dataclass (with `kind` and
 `out_features`), `param_shapes`, `init`, `forward`, `backward`, `to_config`,
 `from_config`, `loom_gradients`, `WEIGHT_KEYS`, `RESIDUAL` and `INIT_FUNCTIONS`; optionally
 the pair `backward_input` / `weight_grads` (backward split so that pipeline stages compute
-weight gradients once per mini-batch, engine.WeightGradStash).
+weight gradients once per mini-batch, engine.WeightGradStash; backward_input's
+need_dx=False skips dL/dx where nothing reads it, a network's or first stage's first layer).
 Nothing outside this registry branches on layer kind.
 """
 

@@ -74,14 +74,15 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     return dx, weight_grads(spec, params, [wcache])
 
 
-def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray, need_dx: bool = True):
     """backward's dx alone; the weight gradients wait for weight_grads (pipeline stages
     defer them to one GEMM per mini-batch).
 
-    Returns dx (batch, in) and wcache (x (batch, in), dz (batch, out), db (out,))."""
+    Returns dx (batch, in), or None with need_dx=False (nothing reads it: the GEMM is
+    skipped), and wcache (x (batch, in), dz (batch, out), db (out,))."""
     x, z, y = cache
     dz, db = ew.act_backward_bias(z, y, dy, spec.activation)
-    return dz @ params["kernel"].T, (x, dz, db)
+    return (dz @ params["kernel"].T if need_dx else None), (x, dz, db)
 
 
 def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:

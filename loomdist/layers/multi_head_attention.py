@@ -116,8 +116,9 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     return dx, weight_grads(spec, params, [wcache])
 
 
-def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
-    """backward's dx alone; wcache (ctx, dy2, x2, dqkv), all (rows, .), for weight_grads."""
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray, need_dx: bool = True):
+    """backward's dx alone (None with need_dx=False: the input projection's GEMM is
+    skipped); wcache (ctx, dy2, x2, dqkv), all (rows, .), for weight_grads."""
     x2, w_in, cos, sin, qkv, p, ctx = cache
     t, nh = x2.dtype, spec.num_heads
     nb = p.shape[0]
@@ -128,7 +129,8 @@ def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
                           ka.heads_view(dctx, nb, nh),
                           *(ka.heads_view(dqkv, nb, nh, i, 3) for i in range(3)))
     ka.rope_backward(dqkv, cos, sin)
-    return (dqkv @ w_in.T).reshape(dy.shape), (ctx, dy2, x2, dqkv)
+    dx = (dqkv @ w_in.T).reshape(dy.shape) if need_dx else None
+    return dx, (ctx, dy2, x2, dqkv)
 
 
 def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:

@@ -94,16 +94,20 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     return dx, weight_grads(spec, params, [wcache])
 
 
-def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray):
-    """backward's dx alone; wcache (x2, dgate, dup, h, dy2 (all (rows, .)), dbg, dbu)."""
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray, need_dx: bool = True):
+    """backward's dx alone (None with need_dx=False: its two GEMMs are skipped); wcache
+    (x2, dgate, dup, h, dy2 (all (rows, .)), dbg, dbu)."""
     x2, a, u, h = cache
     t = x2.dtype
     G, U, D = (_p(params, k, t) for k in _MATRICES)
     dy2 = np.ascontiguousarray(dy, dtype=t).reshape(-1, spec.input_height)
     dgate, dup, dbg, dbu = kn.glu_backward(a, u, dy2 @ D.T)
+    wcache = (x2, dgate, dup, h, dy2, dbg, dbu)
+    if not need_dx:
+        return None, wcache
     dx = dgate @ G.T
     dx += dup @ U.T
-    return dx.reshape(dy.shape), (x2, dgate, dup, h, dy2, dbg, dbu)
+    return dx.reshape(dy.shape), wcache
 
 
 def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:

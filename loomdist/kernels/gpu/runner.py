@@ -218,7 +218,7 @@ class GpuRunner:
         tape, tensors = self.tape
         self._layer_dx = []
 
-        def back(entry, gy):
+        def back(entry, gy, need_dx):  # the device computes every dx (need_dx unused)
             i, spec = entry.slot._index, entry.slot.spec
             module = registry.gpu_module(spec.kind)
             dx, g = module.backward(s, spec, self.params[i], entry.cache, gy)
