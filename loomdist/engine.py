@@ -87,7 +87,7 @@ def _cpu_forward(i, slot, h):
 
 
 def walk_backward(walk: Walk, dy: np.ndarray, d_residual_out=None, upto: int | None = None,
-                  defer=None, need_input: bool = True):
+                  defer=None, need_input: bool = True) -> tuple:
     """Backpropagate through the walk; accumulates into each slot's grads.
 
     dy is dL/d(output) (or, with `upto`, dL/d(output of local layer upto-1)).
@@ -113,10 +113,11 @@ def residual_backward(walk: Walk, dy, d_residual_out, upto, back, add,
                       need_input: bool = True) -> list:
     """The backward of residual_walk on any array type: back(entry, gy, need_dx) -> dx runs
     one layer's backward (it may return None when need_dx is False: nothing reads that dx).
-    need_input=False: the caller reads neither the input's gradient nor residual_in's, so
-    a layer whose dx would reach only those (the first, unless it adds a later tensor) is
-    asked for none. Returns the gradient list: [0] for residual_in, [1] for the input (None
-    where nothing arrived, or not asked for)."""
+    need_input=False: the caller reads neither the input's gradient nor residual_in's. The
+    first layer's dx reaches only those two (a pre_add residual before the first layer is
+    residual_in), so it is asked for none; every later layer's dx reaches a layer output.
+    Returns the gradient list: [0] for residual_in, [1] for the input (None where nothing
+    arrived, or not asked for)."""
     tape = walk.tape if upto is None else walk.tape[:upto]
     grads: list = [None] * (len(tape) + 2)
     grads[-1] = dy
@@ -133,17 +134,17 @@ def residual_backward(walk: Walk, dy, d_residual_out, upto, back, add,
             continue
         if entry.mode == "post_add" and entry.residual is not None:
             accumulate(entry.residual, gy)
-        pre = entry.mode == "pre_add" and entry.residual is not None
-        dx = back(entry, gy, need_input or i >= 1 or (pre and entry.residual >= 2))
+        dx = back(entry, gy, need_input or i >= 1)
         if dx is None:
             continue
-        if pre:
+        if entry.mode == "pre_add" and entry.residual is not None:
             accumulate(entry.residual, dx)
         accumulate(i + 1, dx)
     return grads
 
 
-def backward_layer(slot, cache, dy: np.ndarray, defer=None, need_dx: bool = True):
+def backward_layer(slot, cache, dy: np.ndarray, defer=None,
+                   need_dx: bool = True) -> np.ndarray | None:
     """One layer's backward: returns dL/dx and accumulates its gradients into slot.grads.
 
     With `defer` (a callable(slot, wcache)) and a module that has the optional pair

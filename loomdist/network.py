@@ -216,15 +216,17 @@ class Network(Introspectable):
         kind = "empty" if slot is None else slot.spec.kind
         return f"layer {self.coords(i)} ({kind})"
 
-    def backward(self, dy, skip_last: bool = False, input_grad: bool = True):
+    def backward(self, dy, skip_last: bool = False,
+                 input_grad: bool = True) -> np.ndarray | None:
         """Backpropagate dL/d(output) from the last forward; accumulates weight gradients.
 
         `dy` has the output's form (flat or batched). Returns dL/d(input) in that form.
         skip_last: `dy` is the gradient w.r.t. the last layer's *input* (its logits, for a
         loss fused with a final softmax); the last layer is skipped.
         input_grad=False: the caller drops dL/d(input) (a training step); the first layer
-        skips computing it where its module can, and None is returned. Ignored (dL/d(input)
-        computed and returned) on the wgpu runner and while backward events are observed.
+        skips computing it where its module can, and None is returned. While backward
+        events are observed the first layer still computes it (its event reports it). The
+        wgpu runner ignores input_grad and returns dL/d(input).
         """
         from .engine import walk_backward
         if self.runner is not None:
@@ -242,12 +244,12 @@ class Network(Introspectable):
         if dy.size != out.size:
             raise ShapeError(f"Network.backward: gradient has {dy.size} values, the last "
                              f"output has {out.size}; pass dL/d(output) of the last forward")
-        tape, need_input = self._tape, input_grad
+        tape = self._tape
         if self._observers:
             from .tween.events import observed_walk
-            tape, need_input = observed_walk(self, tape), True
+            tape = observed_walk(self, tape)
         dx, _ = walk_backward(tape, dy.reshape(out.shape).astype(out.dtype, copy=False),
-                              upto=upto, need_input=need_input)
+                              upto=upto, need_input=input_grad)
         if dx is None:
             return None
         return dx.reshape(-1) if dy.ndim == 1 else dx

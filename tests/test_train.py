@@ -252,3 +252,36 @@ def test_network_evaluate_matches_loom_fixture():
     assert metrics.score == pytest.approx(loom["score"], rel=1e-6)
     assert {k: b.count for k, b in metrics.buckets.items()} == \
         {k: b["count"] for k, b in loom["buckets"].items()}
+
+
+@pytest.mark.parametrize("loss_type", ["cross_entropy", "mse"])
+def test_train_step_asks_the_first_layer_for_no_input_gradient(monkeypatch, loss_type):
+    """train_step drops dL/d(input): the first dense layer skips it (fused CE and plain
+    loss), the second computes its dx; the step equals one that computes it."""
+    from loomdist.optim import Optimizer
+    from loomdist.train import train_step
+    asked, real = [], dense.backward_input
+
+    def spy(spec, params, cache, dy, need_dx=True):
+        asked.append((spec.input_height, need_dx))
+        return real(spec, params, cache, dy, need_dx=need_dx)
+    monkeypatch.setattr(dense, "backward_input", spy)
+    x, y = task(16)
+    cfg = TrainingConfig(learning_rate=0.05, loss_type=loss_type)
+    net = small_net()
+    loss, norm = train_step(net, Optimizer(cfg.optim_config()), cfg, x, y, 0.05)
+    assert asked == [(16, True), (4, False)]  # (dense.backward calls backward_input too)
+    ref = small_net()
+    out = ref.forward(x)
+    ref.zero_grad()
+    if loss_type == "mse":
+        _, dy = loss_and_grad("mse", out, y)
+        ref.backward(dy)
+    else:
+        _, _, dz = fused_softmax_ce(ref.layer_input(2), y, 1.0, 3)
+        ref.backward(dz, skip_last=True)
+    want, got = dict(ref.gradients()), dict(net.gradients())  # no clipping: as computed
+    assert want.keys() == got.keys()
+    for k, g in want.items():
+        np.testing.assert_array_equal(got[k], g, err_msg=str(k))
+    assert norm == pytest.approx(np.sqrt(sum(float((g * g).sum()) for g in want.values())))

@@ -301,3 +301,46 @@ def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(monkeypatch)
         grads[keep] = cell.grads()
     for k, g in grads[True].items():
         np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))
+
+
+def _residual_net(order):
+    """Walks through LOOM's residual modes: mha (post_add), rms_norm (store_input),
+    swiglu (post_add), layer_norm (pre_add), each on 8 features per sample."""
+    L = LAYERS
+    make = {"mha": lambda: L["multi_head_attention"].Spec(4, 2),
+            "rms": lambda: L["rms_norm"].Spec(8), "ln": lambda: L["layer_norm"].Spec(8),
+            "swiglu": lambda: L["swiglu"].Spec(8, 6), "dense": lambda: L["dense"].Spec(8, 8)}
+    net = loomdist.Network(0, 1, 1, len(order))
+    for i, name in enumerate(order):
+        net.set_layer(0, 0, i, make[name](), rng=i)
+    return net
+
+
+@pytest.mark.parametrize("order", [("mha", "rms", "swiglu"), ("rms", "mha", "dense"),
+                                   ("ln", "dense", "mha"), ("swiglu", "ln", "dense")],
+                         ids="-".join)
+@pytest.mark.parametrize("deferred", [False, True], ids=["immediate", "deferred"])
+@pytest.mark.parametrize("residual_in", [False, True], ids=["first", "later-stage"])
+def test_dropping_the_input_gradient_changes_no_gradient_through_residuals(order, deferred,
+                                                                           residual_in):
+    rng = np.random.default_rng(4)
+    x, dy = rng.standard_normal((3, 8)).astype(np.float32), rng.standard_normal(
+        (3, 8)).astype(np.float32)
+    res = rng.standard_normal((3, 8)).astype(np.float32) if residual_in else None
+    got = {}
+    for need_input in (True, False):
+        net, stash = _residual_net(order), WeightGradStash() if deferred else None
+        walk = walk_forward(net.layers, x, res)
+        d_res = np.ones_like(walk.residual_out) if walk.residual_out is not None else None
+        out = walk_backward(walk, dy, d_res, defer=stash.defer_for(0) if stash else None,
+                            need_input=need_input)
+        if need_input:
+            assert out[0].shape == x.shape
+        else:
+            assert out == (None, None)
+        if stash:
+            stash.flush()
+        got[need_input] = {k: g.copy() for k, g in net.gradients()}
+    assert got[True].keys() == got[False].keys()
+    for k, g in got[True].items():
+        np.testing.assert_array_equal(got[False][k], g, err_msg=str(k))

@@ -153,6 +153,9 @@ def fire_backward(net, index: int, dx, mode: str = "normal", step_count: int = 0
         mode, "backward", slot.spec, index, net.coords(index), mid, None, dx, step_count))
 
 
+_SPLIT_BACKWARD = ("backward_input", "weight_grads")  # hidden from engine.backward_layer
+
+
 class _ReportingSlot:
     """A grid slot whose backward also reports dL/d(input) (used only while observed)."""
 
@@ -173,6 +176,8 @@ class _ReportingSlot:
         return self
 
     def __getattr__(self, name):  # the rest of the layer module (loom_gradients, ...)
+        if name in _SPLIT_BACKWARD:  # engine.backward_layer then calls backward, which reports
+            raise AttributeError(name)
         return getattr(self._slot.module, name)
 
     def backward(self, spec, params, cache, dy):

@@ -255,3 +255,22 @@ def test_http_observer_ignores_errors_and_checks_url():
     obs.on_forward(_event([1.0]))  # returns at once; the failed POST is ignored
     with pytest.raises(ConfigError, match="is not an http"):
         HTTPObserver("ftp://x")
+
+
+def test_backward_events_fire_for_every_layer_when_the_input_gradient_is_dropped():
+    """Network.backward(input_grad=False) (train_step's call) while observed: the first
+    layer still reports its dL/dx; None comes back; the gradients are unchanged."""
+    net, obs = _net(), ListObserver()
+    y = net.forward(X)
+    dy = np.arange(y.size, dtype=np.float32) + 1
+    net.backward(dy)
+    ref_grads = {k: v.copy() for k, v in net.gradients()}
+    net.zero_grad()
+    net.attach_observer(obs)
+    net.forward(X)
+    assert net.backward(dy, input_grad=False) is None
+    back = [e for k, e in obs.events if k == "b"]
+    assert [e.layer_idx for e in back] == [2, 1, 0]
+    assert back[-1].output.size == X.size
+    for k, v in net.gradients():
+        np.testing.assert_array_equal(v, ref_grads[k])
