@@ -33,7 +33,9 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
                    (bubble, hand-offs, driver, gradient norm and update)
 
 Each pipelined point also lists its stages in pipeline order (busy share of the step, mean
-ms per call of each method: a slow CPU shows as one slow stage; actors/timeline.py). With a
+ms per call of each method: a slow CPU shows as one slow stage; actors/timeline.py), and
+every point each stage actor's minor page faults per timed step ("faults_per_step": freed
+memory handed back to the kernel and touched again shows here; loomdist.memory). With a
 comma list of schedules (--schedule gpipe,zbh1) every K > 1 point runs under each; K=1 runs
 once, under the first. And, per activation size of the sweep, the per-hop overhead: an
 activation handed from one trivial actor to another (ms per hop) and the driver's ray.put /
@@ -59,6 +61,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import ray
 
+from loomdist.actors.hops import hop_overhead
 from loomdist.actors.pinning import whole_cpus
 from loomdist.actors.raycluster import cluster_machine_info
 from loomdist.actors.timeline import stage_timeline
@@ -176,6 +179,7 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = 
                             defer_weight_grads=cfg.defer_weight_grads) as tr:
         for _ in range(cfg.warmup):
             tr.step(x, target, tcfg.learning_rate)
+        faults = ray.get([c.minor_faults.remote() for c in tr.cells[0]], timeout=cfg.timeout_s)
         for _ in range(cfg.steps):
             t0, w0 = time.perf_counter(), time.time()
             tr.step(x, target, tcfg.learning_rate)
@@ -184,53 +188,13 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = 
         calls = sum(1 for _ in SCHEDULES[schedule](k, m)) + k  # + one flush per stage
         # before shutdown: killed actors lose their events
         bubble, per_stage = stage_timeline(windows, k, calls, CATS)
+        faults = [(b - a) / cfg.steps for a, b in zip(faults, ray.get(
+            [c.minor_faults.remote() for c in tr.cells[0]], timeout=cfg.timeout_s))]
     step_s = statistics.median(times)
     return {"schedule": schedule, "stages": k, "micro": m, "cpus_per_actor": per,
             "shared": shared, "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s,
             "bubble": bubble, "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
-            "per_stage": per_stage}
-
-
-# ------------------------------------------------------------------ hand-offs
-@ray.remote(num_cpus=0)
-class RelayActor:
-    """Returns what it gets: a stage with no compute."""
-
-    def relay(self, x):
-        return x
-
-
-def hop_overhead(sizes: list[tuple[int, int]], width: int, hops: int) -> list[dict]:
-    """Per (micro, rows): ms per actor-to-actor hand-off of a (rows, width) float32
-    activation, and the driver's ray.put / ray.get of it (medians)."""
-    a, b = RelayActor.remote(), RelayActor.remote()
-    try:
-        return [_hops(a, b, m, rows, width, hops) for m, rows in sizes]
-    finally:
-        ray.kill(a)
-        ray.kill(b)
-
-
-def _hops(a, b, m: int, rows: int, width: int, hops: int) -> dict:
-    x = np.random.default_rng(0).standard_normal((rows, width)).astype(np.float32)
-    chains = []
-    for _ in range(4):  # the first is a warm-up
-        t0, ref = time.perf_counter(), ray.put(x)
-        for i in range(hops):
-            ref = (a if i % 2 == 0 else b).relay.remote(ref)
-        ray.get(ref, timeout=600)
-        chains.append((time.perf_counter() - t0) / hops)
-    puts, gets = [], []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        ref = ray.put(x)
-        t1 = time.perf_counter()
-        ray.get(ref, timeout=600)
-        puts.append(t1 - t0)
-        gets.append(time.perf_counter() - t1)
-    return {"micro": m, "rows": rows, "kib": x.nbytes / 1024,
-            "hop_ms": statistics.median(chains[1:]) * 1e3,
-            "put_ms": statistics.median(puts) * 1e3, "get_ms": statistics.median(gets) * 1e3}
+            "per_stage": per_stage, "faults_per_step": faults}
 
 
 # ------------------------------------------------------------------ CPU scaling
@@ -400,7 +364,7 @@ def _drift(base: dict) -> str:
 
 
 def _stage_lines(points: list) -> list[str]:
-    """Per stage of each pipelined point: busy share of the step and ms per call."""
+    """Per stage of each pipelined point: busy share, ms per call, minor faults per step."""
     out = []
     for p in points:
         if p["stages"] > 1 and p.get("per_stage"):
@@ -408,7 +372,8 @@ def _stage_lines(points: list) -> list[str]:
                        f"(busy share of the step, mean ms per call):")
             out += [f"  stage {s}: busy {st['busy']:.3f}  " + "  ".join(
                 f"{op} {v:.1f}" for op, v in st["ms"].items())
-                for s, st in enumerate(p["per_stage"])]
+                + f"  minor faults/step {f:.0f}" for s, (st, f) in enumerate(zip(
+                    p["per_stage"], p.get("faults_per_step", [float("nan")] * p["stages"])))]
     return out
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import time
 
 import ray
@@ -50,6 +51,11 @@ class Pinnable:
     def process(self) -> tuple[str, int]:
         """(Ray node id, pid) of this actor's process."""
         return ray.get_runtime_context().get_node_id(), os.getpid()
+
+    def minor_faults(self) -> int:
+        """Minor page faults of this actor's process so far (getrusage): pages the kernel
+        had to map and zero, e.g. freed memory handed back and touched again."""
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
     def pin_cpus(self, cpus: list[int], mode: str = "process") -> list[int]:
         """Run all this actor's threads (mode "process") or its task thread ("thread") on

@@ -42,6 +42,11 @@ def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
     for p in report["points"]:
         assert p["samples_per_s"] > 0 and p["speedup"] > 0 and p["ceiling"] > 0
         assert p["bubble"] is None or 0.0 <= p["bubble"] < 1.0
+    for p in report["points"]:  # minor page faults per timed step, per stage actor
+        assert len(p["faults_per_step"]) == p["stages"]
+        assert all(f >= 0 for f in p["faults_per_step"])
+    if two["per_stage"] is not None:
+        assert "minor faults/step" in bp.table(report)
     assert [h["rows"] for h in report["hops"]] == [0, 4]
     assert all(h["hop_ms"] > 0 and h["put_ms"] > 0 for h in report["hops"])
     assert set(report["baselines"]) == {"x1", "xK1"} and report["elapsed_s"] > 0

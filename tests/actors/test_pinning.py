@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from loomdist.actors.pinning import (
+    Pinnable,
     _cpu_list,
     assign_cpus,
     pin_process,
@@ -47,6 +48,12 @@ def test_assign_skips_cpus_pinned_elsewhere_and_keeps_to_every_actors_cpus():
     assert assign_cpus([("a", four, [3]), ("a", four, [3])], 1) == [[2], [1]]
     assert assign_cpus([("a", four, []), ("a", [0, 1], [])], 1) == [[1], [0]]
     assert assign_cpus([("a", four, [0, 1, 2])] * 2, 1, warn=False) == [None, None]
+
+
+def test_minor_faults_count_pages_first_touched():
+    before = Pinnable().minor_faults()
+    fresh = np.ones(4 * 2**20, np.float32)  # 16 MiB of new pages (at least 8 huge ones)
+    assert Pinnable().minor_faults() - before >= 8 and fresh[-1] == 1
 
 
 def test_cpu_list_parses_the_kernels_format():
