@@ -225,8 +225,8 @@ class Cell(ParamOwner):
         """dL/dy, dL/d(residual_out) -> (dL/dx, dL/d(residual_in)); accumulates gradients.
         On the last stage dy is the seed forward_loss stashed (pass None). keep_dx=False
         (the first stage: nothing takes the input's gradient) returns None instead, so no
-        array goes to the object store, and a first walk piece skips its first layer's input
-        gradient (engine.walk_backward's need_input)."""
+        array goes to the object store; a first walk piece skips its first layer's input
+        gradient (engine.walk_backward's need_input), a first GPU piece reads none back."""
         self._fault_point("backward")
         records = self.stash.pop(mb)
         fused_last = dy is None and self.loss[1] is not None
@@ -236,7 +236,8 @@ class Cell(ParamOwner):
             piece, rec = self.pieces[k], records[k]
             skip = fused_last and k == len(self.pieces) - 1
             if piece[0] == "gpu":
-                dy, d_residual = piece[1].backward(mb, dy, d_residual, skip)
+                dy, d_residual = piece[1].backward(mb, dy, d_residual, skip,
+                                                   need_dx=keep_dx or k > 0)
             elif piece[0] == "walk":
                 upto = len(rec.tape) - 1 if skip else None
                 dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb),

@@ -76,8 +76,10 @@ class GpuPiece:
         (v,) = s.read(value)
         return float(v[0]) * scale, seed
 
-    def backward(self, mb: int, dy, d_residual=None, skip_last: bool = False):
-        """dL/dy (numpy or a device seed), dL/d(residual_out) -> (dx, d_residual_in)."""
+    def backward(self, mb: int, dy, d_residual=None, skip_last: bool = False,
+                 need_dx: bool = True):
+        """dL/dy (numpy or a device seed), dL/d(residual_out) -> (dx, d_residual_in);
+        need_dx=False (the first stage): nothing is read back, (None, None) returned."""
         r = self.runner
         r.push()
         r.tape, r.residual = self.stash.pop(mb)
@@ -87,6 +89,9 @@ class GpuPiece:
             dy = s.upload(np.reshape(dy, out.shape), "stage dy")
         dres = None if d_residual is None else s.upload(d_residual, "stage d_residual")
         dx = r.record_backward(s, dy, len(r.tape[0]) - 1 if skip_last else None, dres)
+        if not need_dx:
+            s.submit()
+            return None, None
         if r.d_residual_in is None:
             return s.read(dx)[0], None
         return tuple(s.read(dx, r.d_residual_in))

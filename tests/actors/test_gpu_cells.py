@@ -98,8 +98,8 @@ def run_cells(net, cfg, backend, x, t):
     for mb, rows in enumerate((slice(0, 3), slice(3, 5))):
         y, res = first.forward(mb, x[rows])
         loss += second.forward_loss(mb, y, res, t[rows], (rows.stop - rows.start) / len(x))
-    for mb in (1, 0):
-        first.backward(mb, *second.backward(mb))
+    for mb in (1, 0):  # the first stage, as the driver calls it: no dL/dx wanted back
+        assert first.backward(mb, *second.backward(mb), keep_dx=False) is None
     grads = {k: g.copy() for c in (first, second) for k, g in c.grads().items()}
     scale = cfg.gradient_clip / np.sqrt(first.grad_sq_norm() + second.grad_sq_norm())
     for c in (first, second):
