@@ -344,3 +344,41 @@ def test_dropping_the_input_gradient_changes_no_gradient_through_residuals(order
     assert got[True].keys() == got[False].keys()
     for k, g in got[True].items():
         np.testing.assert_array_equal(got[False][k], g, err_msg=str(k))
+
+
+@pytest.mark.parametrize("defer", [True, False], ids=["deferred", "immediate"])
+def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(monkeypatch,
+                                                                              defer):
+    """The first stage opens with a Parallel layer fanned out to two Branch objects:
+    keep_dx=False asks every branch for no dx (None comes back over the transport) and the
+    gradients, branches' included, equal keep_dx=True's."""
+    from loomdist.actors.branch import Branch
+    from loomdist.actors.cell import Cell
+    from loomdist.layers import dense, parallel
+    from loomdist.optim import OptimConfig
+    rng = np.random.default_rng(6)
+    par = parallel.Spec((dense.Spec(6, 4, "tanh"), dense.Spec(6, 4, "sigmoid")), "concat")
+    specs = [par, dense.Spec(8, 3, "relu")]
+    layers = [Layer(s, module_of(s).init(s, rng)) for s in specs]
+    x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
+        (4, 3)).astype(np.float32)
+    asked, real = [], dense.backward_input
+
+    def spy(spec, params, cache, dy, need_dx=True):
+        asked.append((spec.input_height, need_dx))
+        return real(spec, params, cache, dy, need_dx=need_dx)
+    monkeypatch.setattr(dense, "backward_input", spy)
+    grads = {}
+    for keep in (True, False):
+        asked.clear()
+        branches = [Branch((0, 0, 0), layers[0], [i], OptimConfig(), defer) for i in (0, 1)]
+        cell = Cell([(i, (0, 0, i), s) for i, s in enumerate(layers)], OptimConfig(),
+                    branches={0: [(b, [i]) for i, b in enumerate(branches)]}, defer=defer)
+        cell.begin_step(1)
+        cell.forward(0, x)
+        assert (cell.backward(0, dy, None, keep_dx=keep) is None) == (not keep)
+        assert [a for a in asked if a[0] == 6] == [(6, keep)] * 2
+        grads[keep] = cell.grads()
+    assert len(grads[True]) == 6  # the dense layer's 2, each branch's 2
+    for k, g in grads[True].items():
+        np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))

@@ -51,12 +51,15 @@ class Branch(ParamOwner):
         self.stash[mb] = caches
         return outs
 
-    def backward(self, mb: int, dys: list) -> np.ndarray:
-        """[dL/dy_i] of the owned branches -> sum_i dL/dx; accumulates branch gradients."""
+    def backward(self, mb: int, dys: list, need_dx: bool = True) -> np.ndarray | None:
+        """[dL/dy_i] of the owned branches -> sum_i dL/dx; accumulates branch gradients.
+        need_dx=False (the Parallel layer opens the first stage): None, and branches whose
+        module can skip dL/dx do (engine.backward_layer)."""
         dx, defer = None, self._defer(mb)
         for (_, b), cache, dy in zip(self.owned, self.stash.pop(mb), dys):
-            d = backward_layer(b, cache, dy, defer)
-            dx = d if dx is None else dx + d
+            d = backward_layer(b, cache, dy, defer, need_dx)  # None unless need_dx
+            if need_dx:
+                dx = d if dx is None else dx + d
         return dx
 
 

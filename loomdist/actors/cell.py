@@ -226,7 +226,8 @@ class Cell(ParamOwner):
         On the last stage dy is the seed forward_loss stashed (pass None). keep_dx=False
         (the first stage: nothing takes the input's gradient) returns None instead, so no
         array goes to the object store; a first walk piece skips its first layer's input
-        gradient (engine.walk_backward's need_input), a first GPU piece reads none back."""
+        gradient (engine.walk_backward's need_input), a first GPU piece reads none back and
+        branch actors of an opening Parallel layer return none."""
         self._fault_point("backward")
         records = self.stash.pop(mb)
         fused_last = dy is None and self.loss[1] is not None
@@ -243,7 +244,7 @@ class Cell(ParamOwner):
                 dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb),
                                                need_input=keep_dx or k > 0)
             else:
-                dy = self._gather_backward(piece, mb, dy, rec)
+                dy = self._gather_backward(piece, mb, dy, rec, keep_dx or k > 0)
         return (dy, d_residual) if keep_dx else None
 
     def _scatter(self, piece, mb, x) -> list:
@@ -255,12 +256,13 @@ class Cell(ParamOwner):
                 outs[i] = y
         return outs
 
-    def _gather_backward(self, piece, mb, dy, shapes):
+    def _gather_backward(self, piece, mb, dy, shapes, need_dx: bool = True):
         _, spec, groups = piece
         dys = parallel.split(spec, dy, shapes)
-        refs = [self.transport.call(h, "backward", mb, [dys[i] for i in idx])
+        refs = [self.transport.call(h, "backward", mb, [dys[i] for i in idx], need_dx)
                 for h, idx in groups]
-        return _sum(self.transport.get(refs, "branch backward"))
+        got = self.transport.get(refs, "branch backward")
+        return _sum(got) if need_dx else None
 
     # ------------------------------------------- step bookkeeping, fanned out
     # The driver talks to cells only; a cell forwards these to its branch actors, so they
