@@ -272,6 +272,18 @@ def test_network_backward_without_input_grad_returns_none_and_the_same_gradients
         np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))
 
 
+def _record_need_dx(monkeypatch) -> list:
+    """[(input features, need_dx)] of every dense.backward_input call from now on."""
+    from loomdist.layers import dense
+    asked, real = [], dense.backward_input
+
+    def spy(spec, params, cache, dy, need_dx=True):
+        asked.append((spec.input_height, need_dx))
+        return real(spec, params, cache, dy, need_dx=need_dx)
+    monkeypatch.setattr(dense, "backward_input", spy)
+    return asked
+
+
 def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(monkeypatch):
     """Cell.backward(keep_dx=False) (the pipeline's first stage): None comes back, the
     first dense layer is asked for no dx, and the gradients equal keep_dx=True's."""
@@ -283,12 +295,7 @@ def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(monkeypatch)
     entries = [(i, (0, 0, i), Layer(s, dense.init(s, rng))) for i, s in enumerate(specs)]
     x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
         (4, 3)).astype(np.float32)
-    asked, real = [], dense.backward_input
-
-    def spy(spec, params, cache, dy, need_dx=True):
-        asked.append((spec.input_height, need_dx))
-        return real(spec, params, cache, dy, need_dx=need_dx)
-    monkeypatch.setattr(dense, "backward_input", spy)
+    asked = _record_need_dx(monkeypatch)
     grads = {}
     for keep in (True, False):
         asked.clear()
@@ -362,12 +369,7 @@ def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(mon
     layers = [Layer(s, module_of(s).init(s, rng)) for s in specs]
     x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
         (4, 3)).astype(np.float32)
-    asked, real = [], dense.backward_input
-
-    def spy(spec, params, cache, dy, need_dx=True):
-        asked.append((spec.input_height, need_dx))
-        return real(spec, params, cache, dy, need_dx=need_dx)
-    monkeypatch.setattr(dense, "backward_input", spy)
+    asked = _record_need_dx(monkeypatch)
     grads = {}
     for keep in (True, False):
         asked.clear()
