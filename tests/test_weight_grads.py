@@ -46,9 +46,14 @@ def test_one_micro_batch_is_bit_identical(case):
     dx2, wcache = module.backward_input(case.spec, params, cache, dy)
     grads2 = module.weight_grads(case.spec, params, [wcache])
     np.testing.assert_array_equal(dx2, dx)
-    assert set(grads2) == set(grads)
+    _, cache = module.forward(case.spec, params, x)
+    none, wcache3 = module.backward_input(case.spec, params, cache, dy, need_dx=False)
+    assert none is None  # dL/dx skipped, the weight cache kept
+    grads3 = module.weight_grads(case.spec, params, [wcache3])
+    assert set(grads2) == set(grads) == set(grads3)
     for k in grads:
         np.testing.assert_array_equal(grads2[k], grads[k], err_msg=k)
+        np.testing.assert_array_equal(grads3[k], grads[k], err_msg=k)
 
 
 @pytest.mark.parametrize("case", SPLIT, ids=lambda c: c.name)
@@ -172,19 +177,6 @@ def test_flush_after_every_micro_batch_was_flushed_early_adds_nothing():
 
 
 # ------------------------------------------------ input gradients nobody reads (need_dx)
-@pytest.mark.parametrize("case", SPLIT, ids=lambda c: c.name)
-def test_backward_input_without_dx_keeps_the_weight_cache(case):
-    module, params, x, dy = _setup(case)
-    _, cache = module.forward(case.spec, params, x)
-    _, wcache = module.backward_input(case.spec, params, cache, dy)
-    _, cache = module.forward(case.spec, params, x)
-    none, wcache2 = module.backward_input(case.spec, params, cache, dy, need_dx=False)
-    assert none is None
-    want, got = (module.weight_grads(case.spec, params, [w]) for w in (wcache, wcache2))
-    for k in want:
-        np.testing.assert_array_equal(got[k], want[k], err_msg=k)
-
-
 class _Spy:
     """A grid slot whose module records every backward_input's need_dx and every backward."""
 
@@ -272,19 +264,7 @@ def test_network_backward_without_input_grad_returns_none_and_the_same_gradients
         np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))
 
 
-def _record_need_dx(monkeypatch) -> list:
-    """[(input features, need_dx)] of every dense.backward_input call from now on."""
-    from loomdist.layers import dense
-    asked, real = [], dense.backward_input
-
-    def spy(spec, params, cache, dy, need_dx=True):
-        asked.append((spec.input_height, need_dx))
-        return real(spec, params, cache, dy, need_dx=need_dx)
-    monkeypatch.setattr(dense, "backward_input", spy)
-    return asked
-
-
-def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(monkeypatch):
+def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(dense_need_dx):
     """Cell.backward(keep_dx=False) (the pipeline's first stage): None comes back, the
     first dense layer is asked for no dx, and the gradients equal keep_dx=True's."""
     from loomdist.actors.cell import Cell
@@ -295,16 +275,15 @@ def test_the_first_stage_asks_its_first_layer_for_no_input_gradient(monkeypatch)
     entries = [(i, (0, 0, i), Layer(s, dense.init(s, rng))) for i, s in enumerate(specs)]
     x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
         (4, 3)).astype(np.float32)
-    asked = _record_need_dx(monkeypatch)
     grads = {}
     for keep in (True, False):
-        asked.clear()
+        dense_need_dx.clear()
         cell = Cell(entries, OptimConfig())
         cell.begin_step(1)
         cell.forward(0, x)
         out = cell.backward(0, dy, None, keep_dx=keep)
         assert (out is None) == (not keep)
-        assert asked == [(5, True), (6, keep)]
+        assert dense_need_dx == [(5, True), (6, keep)]
         grads[keep] = cell.grads()
     for k, g in grads[True].items():
         np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))
@@ -354,7 +333,7 @@ def test_dropping_the_input_gradient_changes_no_gradient_through_residuals(order
 
 
 @pytest.mark.parametrize("defer", [True, False], ids=["deferred", "immediate"])
-def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(monkeypatch,
+def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(dense_need_dx,
                                                                               defer):
     """The first stage opens with a Parallel layer fanned out to two Branch objects:
     keep_dx=False asks every branch for no dx (None comes back over the transport) and the
@@ -369,17 +348,16 @@ def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(mon
     layers = [Layer(s, module_of(s).init(s, rng)) for s in specs]
     x, dy = rng.standard_normal((4, 6)).astype(np.float32), rng.standard_normal(
         (4, 3)).astype(np.float32)
-    asked = _record_need_dx(monkeypatch)
     grads = {}
     for keep in (True, False):
-        asked.clear()
+        dense_need_dx.clear()
         branches = [Branch((0, 0, 0), layers[0], [i], OptimConfig(), defer) for i in (0, 1)]
         cell = Cell([(i, (0, 0, i), s) for i, s in enumerate(layers)], OptimConfig(),
                     branches={0: [(b, [i]) for i, b in enumerate(branches)]}, defer=defer)
         cell.begin_step(1)
         cell.forward(0, x)
         assert (cell.backward(0, dy, None, keep_dx=keep) is None) == (not keep)
-        assert [a for a in asked if a[0] == 6] == [(6, keep)] * 2
+        assert [a for a in dense_need_dx if a[0] == 6] == [(6, keep)] * 2
         grads[keep] = cell.grads()
     assert len(grads[True]) == 6  # the dense layer's 2, each branch's 2
     for k, g in grads[True].items():

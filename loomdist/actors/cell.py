@@ -236,15 +236,15 @@ class Cell(ParamOwner):
         for k in range(len(self.pieces) - 1, -1, -1):
             piece, rec = self.pieces[k], records[k]
             skip = fused_last and k == len(self.pieces) - 1
+            need_dx = keep_dx or k > 0  # the first piece's dL/dx leaves the stage
             if piece[0] == "gpu":
-                dy, d_residual = piece[1].backward(mb, dy, d_residual, skip,
-                                                   need_dx=keep_dx or k > 0)
+                dy, d_residual = piece[1].backward(mb, dy, d_residual, skip, need_dx)
             elif piece[0] == "walk":
                 upto = len(rec.tape) - 1 if skip else None
                 dy, d_residual = walk_backward(rec, dy, d_residual, upto, self._defer(mb),
-                                               need_input=keep_dx or k > 0)
+                                               need_dx)
             else:
-                dy = self._gather_backward(piece, mb, dy, rec, keep_dx or k > 0)
+                dy = self._gather_backward(piece, mb, dy, rec, need_dx)
         return (dy, d_residual) if keep_dx else None
 
     def _scatter(self, piece, mb, x) -> list:
