@@ -32,10 +32,19 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
 
+    pace           the slowest stage's busy share of the step (median over steps): near
+                   1 - ideal, the schedule ran as fast as its slowest CPU let it
+    spread         the busiest stage's busy time over the least busy's, per step (median)
+
 Each pipelined point also lists its stages in pipeline order (busy share of the step, mean
-ms per call of each method: a slow CPU shows as one slow stage; actors/timeline.py), and
-every point each stage actor's minor page faults per timed step ("faults_per_step": freed
-memory handed back to the kernel and touched again shows here; loomdist.memory). With a
+ms per call of each method: a slow CPU shows as one slow stage; where its idle time went:
+ms per step waiting for a neighbour's output, ms per hop from that output to the call, ms of
+Ray's per-call work where the input was already there, ms per step after its last call;
+actors/timeline.py), and
+every point each stage actor's minor page faults, CPU ms and involuntary context switches
+per timed step ("faults_per_step": freed memory handed back to the kernel and touched again
+shows here, loomdist.memory; "cpu_ms_per_step" next to the busy time: a stage that was not
+preempted but ran slow had a slower CPU; "preempted_per_step"). With a
 comma list of schedules (--schedule gpipe,zbh1) every K > 1 point runs under each; K=1 runs
 once, under the first. And, per activation size of the sweep, the per-hop overhead: an
 activation handed from one trivial actor to another (ms per hop) and the driver's ray.put /
@@ -64,7 +73,7 @@ import ray
 from loomdist.actors.hops import hop_overhead
 from loomdist.actors.pinning import whole_cpus
 from loomdist.actors.raycluster import cluster_machine_info
-from loomdist.actors.timeline import stage_timeline
+from loomdist.actors.timeline import programs, stage_timeline
 from loomdist.bench import write_json
 from loomdist.driver import DistributedTrainer
 from loomdist.errors import ConfigError
@@ -73,10 +82,10 @@ from loomdist.run import build_network
 from loomdist.schedule import SCHEDULES, ideal_bubble
 from loomdist.train_config import TrainingConfig
 
-# CellActor methods of the schedule, and the one per step that computes deferred weight grads
-PIPELINE_OPS = ("forward", "forward_loss", "backward", "weight_grads")
-FLUSH_OP = "grad_sq_norm"
-CATS = {f"task::CellActor.{op}" for op in PIPELINE_OPS + (FLUSH_OP,)}
+# CellActor methods of the schedule's ops, and the flush (deferred weight GEMMs) per step
+OPS = {f"task::CellActor.{method}": op for method, op in (
+    ("forward", "fwd"), ("forward_loss", "fwd"), ("backward", "bwd"),
+    ("weight_grads", "wgt"), ("grad_sq_norm", "flush"))}
 DEFER = {True: "deferred (one GEMM per mini-batch)", False: "per micro-batch, accumulated"}
 MEMORY = {True: "freed memory retained (loomdist.memory)",
           False: "malloc defaults (LOOMDIST_RETAIN_MEMORY=0, or not glibc)"}
@@ -179,22 +188,25 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = 
                             defer_weight_grads=cfg.defer_weight_grads) as tr:
         for _ in range(cfg.warmup):
             tr.step(x, target, tcfg.learning_rate)
-        faults = ray.get([c.minor_faults.remote() for c in tr.cells[0]], timeout=cfg.timeout_s)
+        use = ray.get([c.usage.remote() for c in tr.cells[0]], timeout=cfg.timeout_s)
         for _ in range(cfg.steps):
             t0, w0 = time.perf_counter(), time.time()
             tr.step(x, target, tcfg.learning_rate)
             times.append(time.perf_counter() - t0)
             windows.append((w0 * 1e6, time.time() * 1e6))
-        calls = sum(1 for _ in SCHEDULES[schedule](k, m)) + k  # + one flush per stage
         # before shutdown: killed actors lose their events
-        bubble, per_stage = stage_timeline(windows, k, calls, CATS)
-        faults = [(b - a) / cfg.steps for a, b in zip(faults, ray.get(
-            [c.minor_faults.remote() for c in tr.cells[0]], timeout=cfg.timeout_s))]
+        tl = stage_timeline(windows, programs(SCHEDULES[schedule](k, m), k), OPS) or {}
+        use = [{key: (b[key] - a[key]) / cfg.steps for key in a} for a, b in zip(use, ray.get(
+            [c.usage.remote() for c in tr.cells[0]], timeout=cfg.timeout_s))]
     step_s = statistics.median(times)
     return {"schedule": schedule, "stages": k, "micro": m, "cpus_per_actor": per,
             "shared": shared, "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s,
-            "bubble": bubble, "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
-            "per_stage": per_stage, "faults_per_step": faults}
+            "bubble": tl.get("bubble"), "pace": tl.get("pace"), "spread": tl.get("spread"),
+            "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
+            "per_stage": tl.get("per_stage"),
+            "faults_per_step": [u["minor_faults"] for u in use],
+            "cpu_ms_per_step": [u["cpu_s"] * 1e3 for u in use],
+            "preempted_per_step": [u["preempted"] for u in use]}
 
 
 # ------------------------------------------------------------------ CPU scaling
@@ -316,8 +328,8 @@ def _mean_base(bases: list) -> dict:
                 step_ms_before=ms[0], step_ms_after=ms[-1], step_ms_runs=ms)
 
 
-MEDIAN_KEYS = ("step_ms", "samples_per_s", "bubble", "speedup", "speedup_same_m",
-               "efficiency_loss", "cpu_scaling", "ceiling")
+MEDIAN_KEYS = ("step_ms", "samples_per_s", "bubble", "pace", "spread", "speedup",
+               "speedup_same_m", "efficiency_loss", "cpu_scaling", "ceiling")
 
 
 def _median_point(ps: tuple) -> dict:
@@ -364,17 +376,33 @@ def _drift(base: dict) -> str:
 
 
 def _stage_lines(points: list) -> list[str]:
-    """Per stage of each pipelined point: busy share, ms per call, minor faults per step."""
+    """Per stage of each pipelined point: busy share, ms per call, where its idle time went,
+    minor faults per step."""
     out = []
     for p in points:
         if p["stages"] > 1 and p.get("per_stage"):
+            pace = (f"; pace {p['pace']:.3f}, spread {p['spread']:.2f}"
+                    if p.get("pace") is not None else "")
             out.append(f"{p.get('schedule', '')} K={p['stages']} M={p['micro']} per stage "
-                       f"(busy share of the step, mean ms per call):")
+                       f"(busy share of the step, mean ms per call{pace}):")
             out += [f"  stage {s}: busy {st['busy']:.3f}  " + "  ".join(
-                f"{op} {v:.1f}" for op, v in st["ms"].items())
-                + f"  minor faults/step {f:.0f}" for s, (st, f) in enumerate(zip(
-                    p["per_stage"], p.get("faults_per_step", [float("nan")] * p["stages"])))]
+                f"{op} {v:.1f}" for op, v in st["ms"].items()) + _gap_text(st)
+                + _usage_text(p, s) for s, st in enumerate(p["per_stage"])]
     return out
+
+
+def _usage_text(p: dict, s: int) -> str:
+    nan = [float("nan")] * p["stages"]  # reports before these columns
+    return (f"  | minor faults/step {p.get('faults_per_step', nan)[s]:.0f}, cpu "
+            f"{p.get('cpu_ms_per_step', nan)[s]:.0f} ms/step, preempted "
+            f"{p.get('preempted_per_step', nan)[s]:.0f}/step")
+
+
+def _gap_text(st: dict) -> str:
+    if "wait_ms" not in st:  # reports before 2026-12-02's fifth session
+        return ""
+    return (f"  | wait {st['wait_ms']:.0f}/step, hop {st['hop_ms']:.2f}, overhead "
+            f"{st['overhead_ms']:.2f}/call, tail {st['tail_ms']:.0f}")
 
 
 def table(report: dict) -> str:

@@ -52,10 +52,14 @@ class Pinnable:
         """(Ray node id, pid) of this actor's process."""
         return ray.get_runtime_context().get_node_id(), os.getpid()
 
-    def minor_faults(self) -> int:
-        """Minor page faults of this actor's process so far (getrusage): pages the kernel
-        had to map and zero, e.g. freed memory handed back and touched again."""
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    def usage(self) -> dict:
+        """This actor's process so far (getrusage): "minor_faults" (pages the kernel had to
+        map and zero, e.g. freed memory handed back and touched again), "cpu_s" (user +
+        system seconds of all its threads) and "preempted" (involuntary context switches:
+        other threads took its CPU)."""
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return {"minor_faults": r.ru_minflt, "cpu_s": r.ru_utime + r.ru_stime,
+                "preempted": r.ru_nivcsw}
 
     def pin_cpus(self, cpus: list[int], mode: str = "process") -> list[int]:
         """Run all this actor's threads (mode "process") or its task thread ("thread") on

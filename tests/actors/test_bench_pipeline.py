@@ -42,11 +42,15 @@ def test_tiny_sweep_reports_throughput_bubble_and_hops(ray_session):
     for p in report["points"]:
         assert p["samples_per_s"] > 0 and p["speedup"] > 0 and p["ceiling"] > 0
         assert p["bubble"] is None or 0.0 <= p["bubble"] < 1.0
-    for p in report["points"]:  # minor page faults per timed step, per stage actor
-        assert len(p["faults_per_step"]) == p["stages"]
-        assert all(f >= 0 for f in p["faults_per_step"])
+    for p in report["points"]:  # faults, CPU time, preemptions per timed step, per stage
+        for key in ("faults_per_step", "cpu_ms_per_step", "preempted_per_step"):
+            assert len(p[key]) == p["stages"] and all(v >= 0 for v in p[key])
+        assert max(p["cpu_ms_per_step"]) > 0  # the stages computed
     if two["per_stage"] is not None:
         assert "minor faults/step" in bp.table(report)
+        assert 0 < two["pace"] <= 1 and two["spread"] >= 1  # events matched the programs
+        assert all(st["wait_ms"] >= 0 and st["tail_ms"] >= 0 for st in two["per_stage"])
+        assert "overhead" in bp.table(report)
     assert [h["rows"] for h in report["hops"]] == [0, 4]
     assert all(h["hop_ms"] > 0 and h["put_ms"] > 0 for h in report["hops"])
     assert set(report["baselines"]) == {"x1", "xK1"} and report["elapsed_s"] > 0

@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 import platform
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -50,10 +51,16 @@ def test_assign_skips_cpus_pinned_elsewhere_and_keeps_to_every_actors_cpus():
     assert assign_cpus([("a", four, [0, 1, 2])] * 2, 1, warn=False) == [None, None]
 
 
-def test_minor_faults_count_pages_first_touched():
-    before = Pinnable().minor_faults()
+def test_usage_counts_pages_first_touched_and_cpu_time():
+    before = Pinnable().usage()
     fresh = np.ones(4 * 2**20, np.float32)  # 16 MiB of new pages (at least 8 huge ones)
-    assert Pinnable().minor_faults() - before >= 8 and fresh[-1] == 1
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.05:  # 50 ms of this process's CPU
+        pass
+    after = Pinnable().usage()
+    assert after["minor_faults"] - before["minor_faults"] >= 8 and fresh[-1] == 1
+    assert after["cpu_s"] - before["cpu_s"] >= 0.04
+    assert after["preempted"] >= before["preempted"] >= 0
 
 
 def test_cpu_list_parses_the_kernels_format():

@@ -1,11 +1,21 @@
-"""actors/timeline.py on synthetic task events: which events make a step, the bubble, and
-the per-stage breakdown in pipeline order."""
+"""actors/timeline.py on synthetic task events: which events make a step, the bubble, the
+per-stage breakdown in pipeline order, and where each stage's idle time went."""
 
 from __future__ import annotations
 
 import pytest
 
-from loomdist.actors.timeline import bubble, per_stage, span, step_events
+from loomdist.actors.timeline import (
+    FLUSH,
+    bubble,
+    per_stage,
+    programs,
+    span,
+    step_events,
+    step_gaps,
+    summary,
+)
+from loomdist.schedule import gpipe, zero_bubble_h1
 
 
 def ev(tid, op, ts, dur):
@@ -44,3 +54,59 @@ def test_per_stage_in_pipeline_order_with_mean_ms_per_method():
     second_span = span(shifted)
     assert out[0]["busy"] == pytest.approx((60 / 100 + 60 / second_span) / 2)
     assert out[1]["busy"] == pytest.approx((70 / 100 + 140 / second_span) / 2)
+
+
+OPS = {f"task::CellActor.{m}": op for m, op in (
+    ("forward", "fwd"), ("forward_loss", "fwd"), ("backward", "bwd"),
+    ("weight_grads", "wgt"), ("grad_sq_norm", "flush"))}
+# GPipe, K=2, M=1 in [0, 100): stage 0 ("b") waits 40 us for stage 1's backward, which
+# reaches it 2 us after it ends; stage 1 ("a") waits 20 us for stage 0's forward (hop 3)
+GAPS_STEP = [ev("b", "forward", 0, 20), ev("a", "forward_loss", 23, 20),
+             ev("a", "backward", 44, 16), ev("b", "backward", 62, 18),
+             ev("a", "grad_sq_norm", 61, 29), ev("b", "grad_sq_norm", 81, 19)]
+
+
+def test_programs_are_each_stages_calls_in_submission_order_then_the_flush():
+    assert programs(gpipe(2, 1), 2) == [[("fwd", 0), ("bwd", 0), FLUSH],
+                                        [("fwd", 0), ("bwd", 0), FLUSH]]
+    progs = programs(zero_bubble_h1(4, 8), 4)
+    assert [sum(op == "wgt" for op, _ in p) for p in progs] == [3, 2, 1, 0]  # idle ticks
+    assert all(p[-1] == FLUSH and len(p) == 2 * 8 + w + 1
+               for p, w in zip(progs, [3, 2, 1, 0]))
+
+
+def test_step_gaps_split_each_stages_idle_time():
+    s0, s1 = step_gaps(GAPS_STEP, programs(gpipe(2, 1), 2), OPS)
+    assert dict(s0) == {"busy": 57, "ready": 2, "overhead": 1, "wait": 40, "hop": 2,
+                        "hops": 1, "tail": 0}
+    assert dict(s1) == {"busy": 65, "wait": 20, "hop": 3, "hops": 1, "ready": 2,
+                        "overhead": 2, "tail": 10}
+    for g in (s0, s1):  # every microsecond of the span is accounted for, on every stage
+        assert g["busy"] + g["wait"] + g["hop"] + g["overhead"] + g["tail"] == span(GAPS_STEP)
+
+
+def test_step_gaps_refuse_events_that_are_not_the_program():
+    progs = programs(gpipe(2, 1), 2)
+    swapped = [dict(e, cat="task::CellActor.weight_grads") if i == 3 else e
+               for i, e in enumerate(GAPS_STEP)]
+    assert step_gaps(swapped, progs, OPS) is None
+    assert step_gaps(GAPS_STEP, programs(gpipe(2, 2), 2), OPS) is None  # too few calls
+
+
+def test_summary_reports_pace_spread_and_per_stage_gaps():
+    slow = [dict(e, ts=e["ts"] + 1000) for e in GAPS_STEP]
+    out = summary([GAPS_STEP, slow], programs(gpipe(2, 1), 2), OPS)
+    assert out["bubble"] == pytest.approx(1 - 122 / 200)
+    assert out["pace"] == pytest.approx(65 / 100)  # stage 1, the busier, 65 of 100 us
+    assert out["spread"] == pytest.approx(65 / 57)
+    s0, s1 = out["per_stage"]
+    assert s0["wait_ms"] == pytest.approx(0.040) and s0["hop_ms"] == pytest.approx(0.002)
+    assert s0["overhead_ms"] == pytest.approx(0.0005)  # 1 us over 2 ready calls
+    assert s1["tail_ms"] == pytest.approx(0.010) and s1["overhead_ms"] == pytest.approx(0.001)
+    assert s1["ms"]["forward_loss"] == pytest.approx(0.020)
+
+
+def test_summary_without_matching_programs_keeps_busy_shares_only():
+    out = summary([GAPS_STEP], programs(gpipe(2, 2), 2), OPS)
+    assert out["pace"] is None and out["spread"] is None
+    assert "wait_ms" not in out["per_stage"][0] and out["per_stage"][0]["busy"] > 0
