@@ -32,7 +32,7 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
 
-    pace           the slowest stage's busy share of the step (median over steps): near
+    pace           the slowest stage's busy share of the step's span (median): near
                    1 - ideal, the schedule ran as fast as its slowest CPU let it
     spread         the busiest stage's busy time over the least busy's, per step (median)
 
@@ -194,16 +194,16 @@ def measure_point(net, cfg: BenchConfig, k: int, m: int, schedule: str | None = 
             tr.step(x, target, tcfg.learning_rate)
             times.append(time.perf_counter() - t0)
             windows.append((w0 * 1e6, time.time() * 1e6))
-        # before shutdown: killed actors lose their events
-        tl = stage_timeline(windows, programs(SCHEDULES[schedule](k, m), k), OPS) or {}
         use = [{key: (b[key] - a[key]) / cfg.steps for key in a} for a, b in zip(use, ray.get(
             [c.usage.remote() for c in tr.cells[0]], timeout=cfg.timeout_s))]
+        # before shutdown: killed actors lose their events
+        tl = stage_timeline(windows, programs(SCHEDULES[schedule](k, m), k), OPS) or {}
     step_s = statistics.median(times)
     return {"schedule": schedule, "stages": k, "micro": m, "cpus_per_actor": per,
             "shared": shared, "step_ms": step_s * 1e3, "samples_per_s": cfg.batch / step_s,
             "bubble": tl.get("bubble"), "pace": tl.get("pace"), "spread": tl.get("spread"),
             "ideal_bubble": ideal_bubble(schedule, k, m, cfg.defer_weight_grads),
-            "per_stage": tl.get("per_stage"),
+            "per_stage": tl.get("per_stage"), "busy_ms_per_step": tl.get("busy_ms_per_step"),
             "faults_per_step": [u["minor_faults"] for u in use],
             "cpu_ms_per_step": [u["cpu_s"] * 1e3 for u in use],
             "preempted_per_step": [u["preempted"] for u in use]}

@@ -73,9 +73,12 @@ def test_deferred_over_micro_batches_equals_immediate(case):
         wcaches.append(wc)
         acc = {k: g[k] + acc[k] if k in acc else g[k] for k in g}
     deferred = module.weight_grads(case.spec, params, wcaches)
+    assert set(deferred) == set(acc) == set(whole)
+    mixes = getattr(module, "mixes_batch", lambda s: False)(case.spec)
     for k in whole:
         np.testing.assert_allclose(deferred[k], acc[k], **TOL, err_msg=k)
-        np.testing.assert_allclose(deferred[k], whole[k], **TOL, err_msg=k)
+        if not mixes:  # e.g. concat: one row alone is not its row of the whole batch
+            np.testing.assert_allclose(deferred[k], whole[k], **TOL, err_msg=k)
 
 
 def _net():
@@ -332,12 +335,14 @@ def test_dropping_the_input_gradient_changes_no_gradient_through_residuals(order
         np.testing.assert_array_equal(got[False][k], g, err_msg=str(k))
 
 
+@pytest.mark.parametrize("fanned", [True, False], ids=["branch-actors", "in-process"])
 @pytest.mark.parametrize("defer", [True, False], ids=["deferred", "immediate"])
-def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(dense_need_dx,
-                                                                              defer):
-    """The first stage opens with a Parallel layer fanned out to two Branch objects:
-    keep_dx=False asks every branch for no dx (None comes back over the transport) and the
-    gradients, branches' included, equal keep_dx=True's."""
+def test_branches_of_an_opening_parallel_layer_compute_no_input_gradient(dense_need_dx,
+                                                                         defer, fanned):
+    """The first stage opens with a Parallel layer, fanned out to two Branch objects or
+    run by the cell itself (parallel.backward_input): keep_dx=False asks every branch for no
+    dx (with branch actors, None comes back over the transport) and the gradients, the
+    branches' included, equal keep_dx=True's."""
     from loomdist.actors.branch import Branch
     from loomdist.actors.cell import Cell
     from loomdist.layers import dense, parallel
@@ -351,9 +356,10 @@ def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(den
     grads = {}
     for keep in (True, False):
         dense_need_dx.clear()
-        branches = [Branch((0, 0, 0), layers[0], [i], OptimConfig(), defer) for i in (0, 1)]
+        branches = ({0: [(Branch((0, 0, 0), layers[0], [i], OptimConfig(), defer), [i])
+                         for i in (0, 1)]} if fanned else None)
         cell = Cell([(i, (0, 0, i), s) for i, s in enumerate(layers)], OptimConfig(),
-                    branches={0: [(b, [i]) for i, b in enumerate(branches)]}, defer=defer)
+                    branches=branches, defer=defer)
         cell.begin_step(1)
         cell.forward(0, x)
         assert (cell.backward(0, dy, None, keep_dx=keep) is None) == (not keep)
@@ -362,3 +368,32 @@ def test_branch_actors_of_an_opening_parallel_layer_return_no_input_gradient(den
     assert len(grads[True]) == 6  # the dense layer's 2, each branch's 2
     for k, g in grads[True].items():
         np.testing.assert_array_equal(grads[False][k], g, err_msg=str(k))
+
+
+def test_a_parallel_layer_without_split_branches_takes_the_plain_backward():
+    """Nothing to defer (lstm and layer_norm branches): backward_layer computes the
+    gradients at once instead of stashing a gradient dict per micro-batch; with one dense
+    branch beside them the layer defers."""
+    from loomdist.layers import parallel
+    L = LAYERS
+    plain = parallel.Spec((L["lstm"].Spec(3, 3, 2), L["layer_norm"].Spec(6)), "add")
+    mixed = parallel.Spec(plain.branches + (L["dense"].Spec(6, 6, "tanh"),), "add")
+    nested = parallel.Spec((plain, L["rnn"].Spec(3, 3, 2)), "add")
+    assert (parallel.splits(plain), parallel.splits(mixed), parallel.splits(nested)) == (
+        False, True, False)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6)).astype(np.float32)
+    for spec, defers in ((plain, False), (mixed, True)):
+        slot = Layer(spec, parallel.init(spec, rng))
+        y, cache = parallel.forward(spec, slot.params, x)
+        stashed = []
+        dx = backward_layer(slot, cache, np.ones_like(y), lambda s, w, out=stashed: out.append(w))
+        assert (len(stashed) == 1) == defers and bool(slot.grads) != defers
+        ref_dx, ref = parallel.backward(spec, slot.params, cache, np.ones_like(y))
+        np.testing.assert_array_equal(dx, ref_dx)
+        got = parallel.weight_grads(spec, slot.params, stashed) if defers else slot.grads
+        assert set(got) == set(ref)
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    with pytest.raises(ValueError, match="at least one"):
+        parallel.weight_grads(mixed, {}, [])

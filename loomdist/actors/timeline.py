@@ -11,10 +11,13 @@ its busy share, mean ms per call of each method and where its idle time went:
                  there: Ray's own per-call work, per such call
     tail_ms      from the stage's last call to the step's last
 
-busy + wait + hops + overheads + tail is the step's span on every stage. `pace` is the
-slowest stage's busy share of the span: near 1 - ideal bubble the schedule ran as fast as its
-slowest CPU allowed, and the rest of the bubble is stages of unequal speed (`spread`: the
-busiest stage's busy time over the least busy's, per step).
+busy + wait + hops + overheads + tail is the step's span on every stage. A call's own
+Ray work (reading its arguments, storing its result) falls inside its task event, so it
+counts as busy, not as overhead. `pace` is the slowest stage's busy share of the span: near
+1 - ideal bubble the schedule ran as fast as its slowest stage allowed, and the rest of the
+bubble is stages of unequal speed (`spread`: the busiest stage's busy time over the least
+busy's, per step; "busy_ms_per_step" has every stage's). The events' timestamps are compared
+across actors: meant for stages on one host (across nodes, clock skew enters hop and wait).
 
     out = stage_timeline(windows, programs(ticks, k), OPS)
 """
@@ -22,12 +25,14 @@ busiest stage's busy time over the least busy's, per step).
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from collections import Counter
 
 import ray
 
+log = logging.getLogger(__name__)
 FLUSH = ("flush", -1)  # a stage's call after its schedule (the deferred weight GEMMs)
 
 
@@ -64,11 +69,15 @@ def summary(steps: list, progs: list, ops: dict) -> dict:
     gaps = [step_gaps(ev, progs, ops) for ev in steps]
     out["bubble"] = statistics.median(bubble(ev, k) for ev in steps)
     out["pace"] = out["spread"] = None
-    if None not in gaps:
-        out["pace"] = statistics.median(max(g["busy"] for g in s) / span(ev)
-                                        for s, ev in zip(gaps, steps))
-        out["spread"] = statistics.median(max(g["busy"] for g in s) / min(g["busy"] for g in s)
-                                          for s in gaps)
+    if None in gaps:
+        log.warning("stage_timeline: %d of %d steps' events are not their stages' programs; "
+                    "reporting busy shares only", gaps.count(None), len(gaps))
+    else:
+        busy = [[g["busy"] for g in s] for s in gaps]
+        out["pace"] = statistics.median(max(b) / span(ev) for b, ev in zip(busy, steps))
+        out["spread"] = statistics.median(max(b) / min(b) if min(b) > 0 else math.inf
+                                          for b in busy)
+        out["busy_ms_per_step"] = [[v / 1e3 for v in b] for b in busy]  # [step][stage]
     out["per_stage"] = per_stage(steps, gaps if None not in gaps else None)
     return out
 
@@ -128,7 +137,7 @@ def _producer(s: int, k: int, op: str, mb: int) -> tuple | None:
 
 def _stage_gaps(s, k, prog, when, t0, t1) -> Counter:
     acc, prev = Counter(), t0
-    for op, mb in prog:
+    for n, (op, mb) in enumerate(prog):
         start, end = when[(s, op, mb)]
         dep = _producer(s, k, op, mb)
         ready = when[dep][1] if dep else prev
@@ -136,9 +145,9 @@ def _stage_gaps(s, k, prog, when, t0, t1) -> Counter:
             acc["wait"] += ready - prev
             acc["hop"] += start - ready
             acc["hops"] += 1
-        else:
+        else:  # the step's first call (at t0) is no call after another: not counted
             acc["overhead"] += start - prev
-            acc["ready"] += 1
+            acc["ready"] += n > 0 or start > t0
         acc["busy"] += end - start
         prev = end
     acc["tail"] += t1 - prev
@@ -148,7 +157,8 @@ def _stage_gaps(s, k, prog, when, t0, t1) -> Counter:
 def per_stage(steps: list, gaps: list | None = None) -> list[dict]:
     """[{"busy": share of the step's span, "ms": {method: mean ms per call}}] per stage, the
     stages in pipeline order, over all steps; with `gaps` (step_gaps of each step) also
-    wait_ms, tail_ms (per step), hop_ms (per hop) and overhead_ms (per ready call)."""
+    wait_ms, tail_ms, hops, ready_calls (per step), hop_ms (per hop) and overhead_ms (per
+    ready call)."""
     busy: dict = {}
     ms: dict = {}
     for ev in steps:
@@ -164,5 +174,6 @@ def per_stage(steps: list, gaps: list | None = None) -> list[dict]:
         tot = sum((g[s] for g in gaps), Counter())
         st.update(wait_ms=tot["wait"] / 1e3 / len(gaps), tail_ms=tot["tail"] / 1e3 / len(gaps),
                   hop_ms=tot["hop"] / 1e3 / max(1, tot["hops"]),
-                  overhead_ms=tot["overhead"] / 1e3 / max(1, tot["ready"]))
+                  overhead_ms=tot["overhead"] / 1e3 / max(1, tot["ready"]),
+                  hops=tot["hops"] / len(gaps), ready_calls=tot["ready"] / len(gaps))
     return out

@@ -166,6 +166,58 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     return dx, grads
 
 
+def splits(spec: Spec) -> bool:
+    """Whether any branch (nested ones too) has the split backward: only then does
+    engine.backward_layer use backward_input / weight_grads, else plain backward."""
+    return any(getattr(_module(b), "splits", lambda s: True)(b)
+               for b in spec.branches if hasattr(_module(b), "backward_input"))
+
+
+def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray, need_dx: bool = True):
+    """backward's dx (batch, in) alone (None with need_dx=False: branches with a split
+    backward skip their dL/dx GEMMs) and wcache: per branch, ("split", its backward_input's
+    wcache) or, for a branch without the pair, ("grads", its gradients, computed now and
+    summed by weight_grads; a deferred pipeline stage keeps one such dict per micro-batch
+    until its flush, so a branch without the pair costs its parameters' size per
+    micro-batch there)."""
+    caches, shapes = cache
+    dx, wcache = None, []
+    for i, (b, g) in enumerate(zip(spec.branches, _split(spec, dy, shapes))):
+        module, sub = _module(b), _sub(params, i)
+        if hasattr(module, "backward_input"):
+            dxi, wc = module.backward_input(b, sub, caches[i], g, need_dx=need_dx)
+            wcache.append(("split", wc))
+        else:
+            dxi, gi = module.backward(b, sub, caches[i], g)
+            wcache.append(("grads", gi))
+        if need_dx:
+            dx = dxi if dx is None else dx + dxi
+    return dx, wcache
+
+
+def weight_grads(spec: Spec, params: dict, wcaches: list) -> dict:
+    """Every branch's gradients (named as backward's), summed over the micro-batches of
+    `wcaches` (backward_input's, in micro-batch order; at least one)."""
+    if not wcaches:
+        raise ValueError("parallel.weight_grads: no micro-batches; pass backward_input's "
+                         "wcache of at least one")
+    grads = {}
+    for i, b in enumerate(spec.branches):
+        kind, per_mb = wcaches[0][i][0], [w[i][1] for w in wcaches]
+        gi = (_module(b).weight_grads(b, _sub(params, i), per_mb) if kind == "split"
+              else _summed(per_mb))
+        grads.update({_prefix(i) + k: v for k, v in gi.items()})
+    return grads
+
+
+def _summed(per_mb: list) -> dict:
+    """Gradient dicts added in micro-batch order (one of them: as it is)."""
+    out = per_mb[0]
+    for g in per_mb[1:]:
+        out = {k: out[k] + g[k] for k in out}
+    return out
+
+
 def _split(spec, dy, shapes):
     mode = spec.mode
     if mode == "add":

