@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError
+from .layers import splits_backward
 
 
 @dataclass
@@ -149,21 +150,19 @@ def backward_layer(slot, cache, dy: np.ndarray, defer=None,
 
     With `defer` (a callable(slot, wcache)) and a module that has the optional pair
     `backward_input(spec, params, cache, dy, need_dx=True) -> (dx, wcache)` and
-    `weight_grads(spec, params, [wcache, ...]) -> grads` (and, if it has `splits(spec)`, a
-    true one for this spec), only dx is computed now and the
+    `weight_grads(spec, params, [wcache, ...]) -> grads` (layers.splits_backward), only dx
+    is computed now and the
     wcache goes to `defer`; WeightGradStash turns the wcaches into gradients later.
     need_dx=False: nobody reads dx; a module with the pair skips computing it (without
     `defer` its gradients are then weight_grads([wcache]), which is what its backward
     returns), and None comes back.
     """
-    split = getattr(slot.module, "backward_input", None)
-    if split is not None and not getattr(slot.module, "splits", lambda spec: True)(slot.spec):
-        split = None  # e.g. a Parallel layer none of whose branches has the pair
-    if split is None or (defer is None and need_dx):
+    split = splits_backward(slot.module, slot.spec)
+    if not split or (defer is None and need_dx):
         dx, g = slot.module.backward(slot.spec, slot.params, cache, dy)
         add_grads(slot, g)
         return dx if need_dx else None
-    dx, wcache = split(slot.spec, slot.params, cache, dy, need_dx=need_dx)
+    dx, wcache = slot.module.backward_input(slot.spec, slot.params, cache, dy, need_dx=need_dx)
     if defer is None:
         add_grads(slot, slot.module.weight_grads(slot.spec, slot.params, [wcache]))
     else:

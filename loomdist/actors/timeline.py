@@ -67,9 +67,10 @@ def summary(steps: list, progs: list, ops: dict) -> dict:
     """stage_timeline's result for complete steps (lists of events)."""
     k, out = len(progs), {}
     gaps = [step_gaps(ev, progs, ops) for ev in steps]
+    matched = None not in gaps
     out["bubble"] = statistics.median(bubble(ev, k) for ev in steps)
     out["pace"] = out["spread"] = None
-    if None in gaps:
+    if not matched:
         log.warning("stage_timeline: %d of %d steps' events are not their stages' programs; "
                     "reporting busy shares only", gaps.count(None), len(gaps))
     else:
@@ -78,7 +79,7 @@ def summary(steps: list, progs: list, ops: dict) -> dict:
         out["spread"] = statistics.median(max(b) / min(b) if min(b) > 0 else math.inf
                                           for b in busy)
         out["busy_ms_per_step"] = [[v / 1e3 for v in b] for b in busy]  # [step][stage]
-    out["per_stage"] = per_stage(steps, gaps if None not in gaps else None)
+    out["per_stage"] = per_stage(steps, gaps if matched else None)
     return out
 
 
@@ -145,9 +146,9 @@ def _stage_gaps(s, k, prog, when, t0, t1) -> Counter:
             acc["wait"] += ready - prev
             acc["hop"] += start - ready
             acc["hops"] += 1
-        else:  # the step's first call (at t0) is no call after another: not counted
+        else:  # a stage's first call either has a producer or opens the step (stage 0)
             acc["overhead"] += start - prev
-            acc["ready"] += n > 0 or start > t0
+            acc["ready"] += n > 0
         acc["busy"] += end - start
         prev = end
     acc["tail"] += t1 - prev

@@ -57,6 +57,13 @@ def layer_module(kind: str, where: str = "layer") -> ModuleType:
     return LAYERS[key]
 
 
+def splits_backward(module: ModuleType, spec) -> bool:
+    """Whether `module` runs `spec`'s backward as the optional pair backward_input /
+    weight_grads: it has the pair and, where it defines `splits(spec)`, that spec gains from
+    it (a Parallel layer only when one of its branches has the pair)."""
+    return hasattr(module, "backward_input") and getattr(module, "splits", lambda s: True)(spec)
+
+
 def module_of(spec) -> ModuleType:
     """The registry module that owns a spec instance."""
     return layer_module(getattr(spec, "kind", type(spec).__name__), "spec")

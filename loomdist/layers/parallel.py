@@ -169,8 +169,12 @@ def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
 def splits(spec: Spec) -> bool:
     """Whether any branch (nested ones too) has the split backward: only then does
     engine.backward_layer use backward_input / weight_grads, else plain backward."""
-    return any(getattr(_module(b), "splits", lambda s: True)(b)
-               for b in spec.branches if hasattr(_module(b), "backward_input"))
+    return any(_splits(b) for b in spec.branches)
+
+
+def _splits(branch) -> bool:
+    from . import splits_backward
+    return splits_backward(_module(branch), branch)
 
 
 def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray, need_dx: bool = True):
@@ -184,7 +188,7 @@ def backward_input(spec: Spec, params: dict, cache, dy: np.ndarray, need_dx: boo
     dx, wcache = None, []
     for i, (b, g) in enumerate(zip(spec.branches, _split(spec, dy, shapes))):
         module, sub = _module(b), _sub(params, i)
-        if hasattr(module, "backward_input"):
+        if _splits(b):
             dxi, wc = module.backward_input(b, sub, caches[i], g, need_dx=need_dx)
             wcache.append(("split", wc))
         else:
