@@ -88,7 +88,8 @@ class GpuPiece:
         if not isinstance(dy, GpuArray):
             dy = s.upload(np.reshape(dy, out.shape), "stage dy")
         dres = None if d_residual is None else s.upload(d_residual, "stage d_residual")
-        dx = r.record_backward(s, dy, len(r.tape[0]) - 1 if skip_last else None, dres)
+        dx = r.record_backward(s, dy, len(r.tape[0]) - 1 if skip_last else None, dres,
+                               need_input=need_dx)
         if not need_dx:
             s.submit()
             return None, None

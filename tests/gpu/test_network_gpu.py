@@ -9,11 +9,11 @@ if wgpu.gpu.request_adapter_sync(power_preference="high-performance") is None:
 
 from loomdist.kernels.gpu.runner import GpuLayer  # noqa: E402
 from loomdist.kernels.gpu.stream import Stream  # noqa: E402
-from loomdist.network import Layer  # noqa: E402
+from loomdist.network import Layer, Network  # noqa: E402
 from loomdist.optim import Optimizer  # noqa: E402
 from loomdist.train import train_step  # noqa: E402
 from loomdist.train_config import TrainingConfig  # noqa: E402
-from tests.gpu._grids import batch, mixed_network  # noqa: E402
+from tests.gpu._grids import D, batch, mixed_network  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 RTOL, ATOL = 1e-4, 2e-5  # float32 on both sides, different summation orders
@@ -228,3 +228,24 @@ def test_a_float64_network_moves_to_the_gpu_as_float32():
     ref = mixed_network("cpu")
     x, _ = batch()
     np.testing.assert_allclose(net.forward(x), ref.forward(x), rtol=RTOL, atol=ATOL)
+
+
+def test_a_training_step_skips_the_first_layers_dx(monkeypatch):
+    """Nobody reads dL/dx of a training step's input: a dense stack of L layers records L
+    forward GEMMs and 2L - 1 backward GEMMs (the first layer's dx is skipped), and the step
+    still gives the CPU's weights."""
+    def stack(backend):
+        net = Network(0, 1, 1, 3, batch_size=4, backend=backend)
+        for i, (n_in, n_out) in enumerate([(6, 8), (8, 8), (8, 3)]):
+            net.set_layer(0, 0, i, D(n_in, n_out, "tanh"), rng=i)
+        return net
+
+    cfg = TrainingConfig(optimizer="sgd")
+    cpu, gpu = stack("cpu"), stack("wgpu")
+    train_step(cpu, Optimizer(cfg.optim_config()), cfg, *batch(), 0.01)
+    calls, real = [], Stream.gemm
+    monkeypatch.setattr(Stream, "gemm",
+                        lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    train_step(gpu, Optimizer(cfg.optim_config()), cfg, *batch(), 0.01)
+    assert len(calls) == 3 + (2 * 3 - 1)
+    _assert_same_weights(cpu, gpu)

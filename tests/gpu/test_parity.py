@@ -93,3 +93,41 @@ def test_every_case_runs_on_the_gpu():
     """Issue 6's parity covers every case of tests/cases.py: no kind may fall off the GPU."""
     missing = [c.name for c in CASES if not gpu_layers.runs_on_gpu(c.spec)]
     assert not missing, f"cases without a GPU path: {missing}"
+
+
+def _backward_gemms(case, need_dx: bool, monkeypatch) -> tuple:
+    """(GEMMs recorded, dx, grads read back) of one GPU backward of `case`."""
+    rng = np.random.default_rng(7)
+    params, x = _random_params(case, rng), case.input(3)
+    s = Stream()
+    gp = {k: to_gpu(v) for k, v in params.items()}
+    y, cache = gpu_layers.gpu_module(case.kind).forward(s, case.spec, gp, to_gpu(x))
+    dy = to_gpu(rng.standard_normal(y.shape).astype(np.float32))
+    calls, real = [], Stream.gemm
+    with monkeypatch.context() as m:
+        m.setattr(Stream, "gemm", lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+        dx, grads = gpu_layers.backward(s, case.spec, gp, cache, dy, need_dx)
+    names = sorted(grads)
+    got = s.read(*[grads[k] for k in names])
+    return len(calls), dx, dict(zip(names, got))
+
+
+@pytest.mark.parametrize("case", GPU_CASES, ids=lambda c: c.name)
+def test_backward_without_dx_gives_the_same_gradients(case, monkeypatch):
+    """need_dx=False (a training step's first layer): no dx, the same parameter gradients,
+    and one GEMM or more fewer where the module skips dx."""
+    n_full, dx_full, full = _backward_gemms(case, True, monkeypatch)
+    n_skip, dx_skip, skip = _backward_gemms(case, False, monkeypatch)
+    assert dx_full is not None and dx_skip is None
+    assert skip.keys() == full.keys()
+    for k in full:
+        np.testing.assert_allclose(skip[k], full[k], rtol=1e-6, atol=1e-7, err_msg=k)
+    if gpu_layers.skips_dx(gpu_layers.gpu_module(case.kind)) and n_full:
+        assert n_skip < n_full, f"{case.name}: {n_skip} GEMMs without dx, {n_full} with"
+
+
+def test_the_gemm_kinds_skip_dx():
+    """The kinds whose dx is a GEMM of their own skip it; rnn/lstm/norms/softmax compute dx
+    inside their fused backward kernels and keep it."""
+    skipping = {k for k in gpu_layers.supported() if gpu_layers.skips_dx(gpu_layers.gpu_module(k))}
+    assert {"dense", "conv2d", "multi_head_attention", "swiglu", "parallel"} <= skipping

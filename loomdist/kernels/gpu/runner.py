@@ -211,24 +211,29 @@ class GpuRunner:
         return walk.output
 
     def record_backward(self, s: Stream, dy: GpuArray, upto: int | None = None,
-                        d_residual: GpuArray | None = None) -> GpuArray:
+                        d_residual: GpuArray | None = None,
+                        need_input: bool = True) -> GpuArray | None:
         """Record backward from dL/d(output) (or of layer upto-1's output); returns dx.
         d_residual: gradient for the residual the forward handed on (from later stages);
-        dL/d(residual_in) is left in self.d_residual_in (None when nothing reached it)."""
+        dL/d(residual_in) is left in self.d_residual_in (None when nothing reached it).
+        need_input=False (engine.walk_backward's): nobody reads dx nor d_residual_in, the
+        first layer skips its dx where its GPU module can, and None comes back."""
         tape, tensors = self.tape
         self._layer_dx = []
 
-        def back(entry, gy, need_dx):  # the device computes every dx (need_dx unused)
+        def back(entry, gy, need_dx):
             i, spec = entry.slot._index, entry.slot.spec
-            module = registry.gpu_module(spec.kind)
-            dx, g = module.backward(s, spec, self.params[i], entry.cache, gy)
-            self._layer_dx.append((i, dx))
+            dx, g = registry.backward(s, spec, self.params[i], entry.cache, gy, need_dx)
+            if dx is not None:
+                self._layer_dx.append((i, dx))
             self._add_grads(s, i, g)
             return dx
 
         grads = residual_backward(Walk(tape, tensors, self.residual), dy, d_residual, upto,
-                                  back, lambda a, b: ops.add(s, a, b))
-        self.stale, self.d_residual_in = True, grads[0]
+                                  back, lambda a, b: ops.add(s, a, b), need_input)
+        self.stale, self.d_residual_in = True, grads[0] if need_input else None
+        if not need_input:
+            return None
         return grads[1] if grads[1] is not None else s.empty(tensors[1].shape)  # zeros
 
     def _add_grads(self, s: Stream, i: int, g: dict) -> None:
@@ -250,11 +255,11 @@ class GpuRunner:
             t = s.upload(np.reshape(target, logits.shape), "train target")
             loss, _, dz = losses.fused_softmax_ce(s, logits, t, fused[0],
                                                   fused[1] or logits.shape[-1])
-            self.record_backward(s, dz, upto=len(self.tape[0]) - 1)
+            self.record_backward(s, dz, upto=len(self.tape[0]) - 1, need_input=False)
         else:
             t = s.upload(np.reshape(target, out.shape), "train target")
             loss, dy = losses.loss_and_grad(s, cfg.loss_type, out, t)
-            self.record_backward(s, dy)
+            self.record_backward(s, dy, need_input=False)
         sq = clip_global_norm(s, [g for store in self.grads for g in store.values()],
                               cfg.gradient_clip)
         opt.state["t"] += 1

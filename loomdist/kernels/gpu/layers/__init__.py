@@ -3,9 +3,12 @@
 A GPU layer module mirrors its CPU twin in loomdist/layers/ on device arrays:
 
     forward(stream, spec, params: dict[str, GpuArray], x: GpuArray) -> (y: GpuArray, cache)
-    backward(stream, spec, params, cache, dy: GpuArray) -> (dx: GpuArray, grads: dict)
+    backward(stream, spec, params, cache, dy: GpuArray[, need_dx=True]) -> (dx, grads: dict)
 
-x and y are (batch, features); grads are fresh arrays (the caller accumulates). Everything is
+x and y are (batch, features); grads are fresh arrays (the caller accumulates). A module whose
+backward takes `need_dx` skips the work of dx when it is False (nobody reads it: the first
+layer of a training step or of a pipeline's first stage) and returns None for it;
+`backward` below asks that of the modules that can and drops the dx of the others. Everything is
 recorded on `stream`; nothing is read back. A module may define `check(spec, where)` to reject
 specs it cannot run (parallel checks its branches through this registry).
 
@@ -16,7 +19,8 @@ lists the kinds present.
 from __future__ import annotations
 
 import importlib
-from functools import lru_cache
+import inspect
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -42,6 +46,23 @@ def gpu_module(kind: str, where: str = "layer") -> ModuleType:
             f"{where}: layer kind {kind!r} has no module for the wgpu backend (GPU kinds: "
             f"{supported()}); run this network on the CPU backend")
     return importlib.import_module(f"{__name__}.{kind}")
+
+
+def backward(s, spec, params: dict, cache, dy, need_dx: bool = True) -> tuple:
+    """`spec`'s GPU backward -> (dx, grads); dx is None when need_dx is False (the module
+    skips computing it where its backward takes need_dx)."""
+    module = gpu_module(spec.kind)
+    if need_dx:
+        return module.backward(s, spec, params, cache, dy)
+    if skips_dx(module):
+        return module.backward(s, spec, params, cache, dy, need_dx=False)
+    return None, module.backward(s, spec, params, cache, dy)[1]
+
+
+@cache
+def skips_dx(module: ModuleType) -> bool:
+    """True when `module`'s backward takes need_dx (and so can skip dL/dx)."""
+    return "need_dx" in inspect.signature(module.backward).parameters
 
 
 def check(spec, where: str = "layer") -> ModuleType:

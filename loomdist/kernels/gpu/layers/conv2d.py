@@ -51,8 +51,10 @@ def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     return y, {"cols": cols, "z": z, "y": y, "n": n}
 
 
-def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
-    """dy: (batch, F*oh*ow) -> (dx (batch, C*H*W), {kernel (F, C, k, k), conv_bias (F,)})."""
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray,
+             need_dx: bool = True) -> tuple:
+    """dy: (batch, F*oh*ow) -> (dx (batch, C*H*W), {kernel (F, C, k, k), conv_bias (F,)});
+    need_dx=False skips dx's GEMM and col2im (None comes back)."""
     n, cols = cache["n"], cache["cols"]
     geo = _geo(spec, n)
     K = spec.input_channels * spec.kernel_size ** 2
@@ -63,8 +65,11 @@ def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> t
                                               spec.activation), dz], geo, n * F * P)
     dw = stream.scratch((F, spec.input_channels, spec.kernel_size, spec.kernel_size), WHERE)
     stream.gemm(dz, cols, dw, F, K, n * P, trans_a=True, trans_b=True)
+    grads = {"kernel": dw, "conv_bias": ops.colsum(stream, dz)}
+    if not need_dx:
+        return None, grads
     dcols = stream.scratch((K, n * P), WHERE)
     stream.gemm(params["kernel"], dz, dcols, K, n * P, F, trans_a=True, trans_b=True)
     dx = stream.scratch((n, spec.input_channels * spec.input_height * spec.input_width), WHERE)
     _run(stream, "col2im", [dcols, dx], geo, dx.size)
-    return dx, {"kernel": dw, "conv_bias": ops.colsum(stream, dz)}
+    return dx, grads

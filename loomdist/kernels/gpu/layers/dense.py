@@ -16,13 +16,17 @@ def forward(s: Stream, spec, params: dict, x: GpuArray):
     return y, (x, z, y)
 
 
-def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
-    """dy: (batch, out) -> dx (batch, in), grads {kernel (in, out), biases (out,)}."""
+def backward(s: Stream, spec, params: dict, cache, dy: GpuArray, need_dx: bool = True):
+    """dy: (batch, out) -> dx (batch, in), grads {kernel (in, out), biases (out,)};
+    need_dx=False skips dx's GEMM (None comes back)."""
     x, z, y = cache
     batch, n_in, n_out = x.shape[0], spec.input_height, spec.output_height
     dz = ops.act_backward(s, z, y, dy, spec.activation)
     dk = s.scratch((n_in, n_out), "dense dK")
     s.gemm(x, dz, dk, n_in, n_out, batch, trans_a=True)
+    grads = {"kernel": dk, "biases": ops.colsum(s, dz)}
+    if not need_dx:
+        return None, grads
     dx = s.scratch((batch, n_in), "dense dx")
     s.gemm(dz, params["kernel"], dx, batch, n_in, n_out, trans_b=True)
-    return dx, {"kernel": dk, "biases": ops.colsum(s, dz)}
+    return dx, grads

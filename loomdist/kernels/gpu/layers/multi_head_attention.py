@@ -103,8 +103,10 @@ def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     return y, {"x": x, "qkv": qkv, "p": p, "ctx": ctx, "table": table, "geo": g}
 
 
-def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
-    """dy: (batch, seq*d_model) -> (dx, grads for all eight parameters), true gradients."""
+def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray,
+             need_dx: bool = True) -> tuple:
+    """dy: (batch, seq*d_model) -> (dx, grads for all eight parameters), true gradients;
+    need_dx=False skips dx's three GEMMs (None comes back)."""
     g, (q, k, v), p = cache["geo"], cache["qkv"], cache["p"]
     grads = {"output_weight": stream.scratch((g.d, g.d), WHERE),
              "output_bias": ops.colsum(stream, dy.reshape(g.rows, g.d))}
@@ -118,10 +120,11 @@ def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> t
     dk = _bgemm(stream, ds, _probs(g, True), q, _heads(g), g, UPPER_A, False)
     for a in (dq, dk):
         _run(stream, "rope_back", [a, cache["table"]], g, g.rows * g.d // 2)
-    dx = stream.scratch(dy.shape, WHERE)
+    dx = stream.scratch(dy.shape, WHERE) if need_dx else None
     for n, (da, (wk, bk)) in enumerate(zip((dq, dk, dv), _QKV)):
         grads[wk] = stream.scratch((g.d, g.d), WHERE)
         stream.gemm(cache["x"], da, grads[wk], g.d, g.d, g.rows, trans_a=True)
         grads[bk] = ops.colsum(stream, da)
-        stream.gemm(da, params[wk], dx, g.rows, g.d, g.d, trans_b=True, accumulate=n > 0)
+        if need_dx:
+            stream.gemm(da, params[wk], dx, g.rows, g.d, g.d, trans_b=True, accumulate=n > 0)
     return dx, {key: grads[key] for key in WEIGHT_KEYS}

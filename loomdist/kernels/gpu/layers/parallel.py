@@ -54,19 +54,21 @@ def _combine(s: Stream, spec, outs: list, batch: int) -> GpuArray:
     return out
 
 
-def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
-    """dy: (batch, out) -> dx (sum over branches), grads named "branch<i>.<name>"."""
+def backward(s: Stream, spec, params: dict, cache, dy: GpuArray, need_dx: bool = True):
+    """dy: (batch, out) -> dx (sum over branches), grads named "branch<i>.<name>";
+    need_dx=False asks no branch for its dx (None comes back)."""
     caches, shapes = cache
     dx, grads = None, {}
     for i, (b, g) in enumerate(zip(spec.branches, _split(s, spec, dy, shapes))):
-        dxi, gi = registry.gpu_module(b.kind).backward(s, b, branch_params(params, i),
-                                                       caches[i], g)
+        dxi, gi = registry.backward(s, b, branch_params(params, i), caches[i], g, need_dx)
+        grads.update({branch_key(i, k): v for k, v in gi.items()})
+        if dxi is None:
+            continue
         if dx is None:  # a fresh sum: a branch may hand back an array it still uses
             dx = s.scratch(dxi.shape, "parallel dx")
             s.copy(dxi, dx)
         else:
             ops.add_into(s, dxi, dx)
-        grads.update({branch_key(i, k): v for k, v in gi.items()})
     return dx, grads
 
 

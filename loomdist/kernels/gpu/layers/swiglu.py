@@ -24,8 +24,9 @@ def forward(s: Stream, spec, params: dict, x: GpuArray):
     return y_linear.reshape(x.shape), (x2, a, u, h)
 
 
-def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
-    """dy: (batch, k*hidden) -> dx, grads for all six parameters."""
+def backward(s: Stream, spec, params: dict, cache, dy: GpuArray, need_dx: bool = True):
+    """dy: (batch, k*hidden) -> dx, grads for all six parameters; need_dx=False skips dx's
+    two GEMMs (None comes back)."""
     x2, a, u, h = cache
     rows, hid = x2.shape
     inter = spec.output_height
@@ -35,9 +36,11 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
     if dh.size:
         s.dispatch("glu", [a, u, dh, dgate, dup], {"n": dh.size, "cols": inter},
                    s.groups(dh.size), entry="glu_backward")
-    dx = s.scratch((rows, hid), "swiglu dx")
-    s.gemm(dgate, params["gate_weights"], dx, rows, hid, inter, trans_b=True)
-    s.gemm(dup, params["up_weights"], dx, rows, hid, inter, trans_b=True, accumulate=True)
+    dx = None
+    if need_dx:
+        dx = s.scratch((rows, hid), "swiglu dx")
+        s.gemm(dgate, params["gate_weights"], dx, rows, hid, inter, trans_b=True)
+        s.gemm(dup, params["up_weights"], dx, rows, hid, inter, trans_b=True, accumulate=True)
     grads = {}
     for name, src, d in (("gate_weights", x2, dgate), ("up_weights", x2, dup),
                          ("down_weights", h, dy2)):
@@ -45,4 +48,4 @@ def backward(s: Stream, spec, params: dict, cache, dy: GpuArray):
         s.gemm(src, d, grads[name], src.shape[1], d.shape[1], rows, trans_a=True)
     grads.update(gate_bias=ops.colsum(s, dgate), up_bias=ops.colsum(s, dup),
                  down_bias=ops.colsum(s, dy2))
-    return dx.reshape(dy.shape), grads
+    return (dx.reshape(dy.shape) if need_dx else None), grads
