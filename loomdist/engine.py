@@ -78,8 +78,8 @@ def residual_walk(slots, x, residual_in, where, run, add) -> Walk:
         tape.append(TapeEntry(slot, cache, added, mode))
         if mode == "store_input":
             residual = i + 1
-        elif mode in ("pre_add", "post_add"):
-            residual = i + 2
+        elif mode == "post_add" or (mode == "pre_add" and residual is not None):
+            residual = i + 2  # LOOM: a LayerNorm stores its output only once a residual exists
     return Walk(tape, tensors, residual)
 
 

@@ -7,6 +7,7 @@ engine.py's walks):
     "store_input"  (rms_norm):      residual := layer input
     "post_add"     (mha, swiglu):   y += residual (same shape); residual := y
     "pre_add"      (layer_norm):    x += residual (same shape); y = f(x); residual := y
+                                    (only when a residual exists: a LayerNorm never starts one)
 
 Backward differentiates through those adds, so every residual path gets its true gradient.
 """
