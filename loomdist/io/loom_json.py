@@ -21,9 +21,8 @@ from . import gojson
 
 BUNDLE_TYPE = "modelhost/bundle"
 WEIGHTS_FMT = "jsonModelB64"
-# LOOM reads these strings as ScaledReLU (id 0): "linear" is the quirk LOOM itself writes for
-# id 5, "scaled_relu" appears in LOOM's README.
-LOADS_AS_RELU = ("linear", "scaled_relu")
+# The strings LOOM's stringToActivation knows; every other one ("linear", which LOOM writes for
+# id 5, "scaled_relu" from its README, "gelu" ...) loads as ScaledReLU (id 0).
 KNOWN_ACTIVATIONS = ("relu", "sigmoid", "tanh", "softplus", "leaky_relu")
 
 

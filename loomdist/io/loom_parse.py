@@ -11,7 +11,6 @@ from ..layers import layer_module
 from .loom_json import (
     BUNDLE_TYPE,
     KNOWN_ACTIVATIONS,
-    LOADS_AS_RELU,
     _short,
     decode_weights,
     to_float32,
@@ -128,12 +127,9 @@ def params_from_json(spec, wdict, where: str) -> dict:
 def _activation(name, where: str) -> str:
     if not isinstance(name, str):
         raise ModelFormatError(f"{where}.activation: expected a string, got {_short(name)}")
-    if name in LOADS_AS_RELU:  # LOOM quirk: these parse to ScaledReLU
-        return "relu"
-    if name not in KNOWN_ACTIVATIONS:
-        raise ModelFormatError(f"{where}.activation: unknown activation {name!r}; LOOM files "
-                               f"use {list(KNOWN_ACTIVATIONS)} (and 'linear', read as relu)")
-    return name
+    # LOOM's stringToActivation: an exact match of a known name, else ScaledReLU ("linear",
+    # "gelu", "", "Tanh" ... all load as "relu")
+    return name if name in KNOWN_ACTIVATIONS else "relu"
 
 
 def _int(v, where: str) -> int:

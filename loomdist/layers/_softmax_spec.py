@@ -73,13 +73,6 @@ def _mask(spec, where):
                           f"input feature")
 
 
-def _entmax(spec, where):
-    a = _number(spec.entmax_alpha, where, "entmax_alpha")
-    if not 1.0 <= a <= 2.0:
-        raise ConfigError(f"{where}: entmax alpha {a} is out of range; use 1 <= alpha <= 2 "
-                          f"(1 = softmax, 2 = sparsemax)")
-
-
 def _adaptive(spec, where):
     seen = set()
     for c in spec.adaptive_clusters:
@@ -105,7 +98,8 @@ def _gumbel(spec, where):
         raise ConfigError(f"{where}: noise_seed must be an int or None (got {s!r})")
 
 
-CHECKS = {"grid": _grid, "hierarchical": _levels, "masked": _mask, "entmax": _entmax,
+# entmax needs no check: any finite alpha is valid (LOOM: <= 1 softmax, >= 2 sparsemax)
+CHECKS = {"grid": _grid, "hierarchical": _levels, "masked": _mask,
           "adaptive": _adaptive, "mixture": _mixture, "gumbel": _gumbel}
 
 

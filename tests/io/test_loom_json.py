@@ -65,10 +65,13 @@ def test_bundle_with_several_models(tmp_path):
         loomdist.load_model(tmp_path / "b.json", "c")
 
 
-def test_linear_activation_loads_as_scaled_relu():
-    text = DENSE.replace('"activation": "relu"', '"activation": "linear"', 1)
-    net = loomdist.load_model_from_string(text, "dense_scaled_relu")
-    assert net.get_layer(0, 0, 0).activation == "relu"
+@pytest.mark.parametrize("name", ["linear", "gelu", "Tanh", ""])
+def test_linear_and_unknown_activations_load_as_scaled_relu(name):
+    # LOOM's stringToActivation: exact known names only, anything else is ScaledReLU
+    text = (FIXTURES / "dense_stack_all_activations.model.json").read_text()
+    text = text.replace('"activation": "sigmoid"', f'"activation": "{name}"', 1)
+    net = loomdist.load_model_from_string(text, "dense_stack_all_activations")
+    assert net.get_layer(0, 0, 1).activation == "relu"
 
 
 def _mutate_cfg(fn):
@@ -92,8 +95,8 @@ def _mutate_weights(fn):
     ('{"type": "modelhost/bundle", "models": []}', ModelFormatError, "non-empty list"),
     (_mutate_cfg(lambda m: m["cfg"]["layers"][0].update(type="warp_drive")),
      UnsupportedLayerError, "warp_drive"),
-    (_mutate_cfg(lambda m: m["cfg"]["layers"][0].update(activation="gelu")),
-     ModelFormatError, r"layers\[0\].activation: unknown activation 'gelu'"),
+    (_mutate_cfg(lambda m: m["cfg"]["layers"][0].update(activation=5)),
+     ModelFormatError, r"layers\[0\].activation: expected a string, got 5"),
     (_mutate_cfg(lambda m: m["cfg"].update(grid_rows="1")), ModelFormatError,
      "cfg.grid_rows: expected a positive integer"),
     (_mutate_cfg(lambda m: m["cfg"]["layers"][1].pop("input_height")), ModelFormatError,
