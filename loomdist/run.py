@@ -60,10 +60,13 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict, overrides: dict | None = None, base: Path = Path(".")):
-        unknown = sorted(set(raw) - {"network", "data", "training", "run"})
-        if unknown or "network" not in raw or "data" not in raw:
-            raise ConfigError(f"config: needs [network] and [data] tables (optional [training], "
-                              f"[run]); unknown: {unknown}")
+        problems = [f"missing [{k}]" for k in ("network", "data") if k not in raw]
+        problems += [f"unknown [{k}]" for k in sorted(set(raw) - {"network", "data",
+                                                                   "training", "run"})]
+        if problems:
+            raise ConfigError(f"config: {', '.join(problems)}; a config needs [network] and "
+                              f"[data] tables (optional [training], [run]), see "
+                              f"examples/digits.toml")
         training = TrainingConfig.from_dict({**raw.get("training", {}), **(overrides or {})})
         net = dict(raw["network"])
         if "model" in net:

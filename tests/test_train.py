@@ -227,6 +227,15 @@ def test_bad_training_configs():
         TrainingConfig.from_dict({"epoch": 3})
 
 
+def test_a_run_config_names_missing_and_unknown_tables():
+    from loomdist.run import RunConfig
+    with pytest.raises(ConfigError, match=r"config: missing \[data\]; a config needs"):
+        RunConfig.from_dict({"network": {}})
+    with pytest.raises(ConfigError, match=r"missing \[network\], missing \[data\], "
+                                          r"unknown \[netwrok\]"):
+        RunConfig.from_dict({"netwrok": {}})
+
+
 def test_loom_train_validates_and_prints(capsys):
     net = small_net()
     x, y = task(30)
