@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import train_console as console
 from .errors import ShapeError
 from .io.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .losses import fused_softmax_ce, loss_and_grad
@@ -50,7 +51,12 @@ def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
 
 
 def train_batches(net, batches, cfg: TrainingConfig | None = None) -> TrainingResult:
-    """LOOM's Network.Train: `batches` of (flat input, flat target), in order, no shuffling."""
+    """LOOM's Network.Train: `batches` of (flat input, flat target), in order, no shuffling.
+
+    With cfg.verbose it prints LOOM's console text (loomdist.train_console): the
+    configuration block, a batch line per cfg.print_every_batch, an epoch line, gradient
+    statistics every 5th epoch, validation results and the final block.
+    """
     cfg = cfg or TrainingConfig()
     pairs = [(getattr(b, "input", None), getattr(b, "target", None)) if hasattr(b, "input")
              else tuple(b) for b in batches]
@@ -58,43 +64,52 @@ def train_batches(net, batches, cfg: TrainingConfig | None = None) -> TrainingRe
         raise ShapeError("train: no batches given; pass a list of (input, target) pairs")
     opt, sched = Optimizer(cfg.optim_config()), cfg.schedule(len(pairs))
     history, start, step, metrics = [], time.perf_counter(), 0, None
-    say = print if cfg.verbose else (lambda *a, **k: None)
-    say(f"\n=== Training Configuration ===\nEpochs: {cfg.epochs}\nLearning Rate: "
-        f"{cfg.learning_rate:.6f}\nBatches per Epoch: {len(pairs)}\nSamples per Epoch: "
-        f"{len(pairs) * net.batch_size}\nBackend: CPU\nLoss Function: {cfg.loss_type}\n")
+    samples = len(pairs) * net.batch_size
+    say = _printer(cfg.verbose)
+    backend = "GPU" if getattr(net, "runner", None) is not None else "CPU"
+    say(console.config_block(cfg, len(pairs), samples, backend))
     for epoch in range(cfg.epochs):
         t0, losses = time.perf_counter(), []
-        for x, t in pairs:
+        for b, (x, t) in enumerate(pairs):
             loss, norm = train_step(net, opt, cfg, np.asarray(x, np.float32),
                                     np.asarray(t, np.float32), sched(step))
             losses.append(loss)
             step += 1
+            if console.prints_batch(cfg.print_every_batch, b):
+                say(console.batch_line(epoch, cfg.epochs, b, len(pairs), loss))
         record = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
                   "lr": sched(step - 1), "grad_norm": norm, "time_s": time.perf_counter() - t0}
         history.append(record)
         best = min(h["loss"] for h in history)
-        say(f"Epoch {epoch + 1}/{cfg.epochs} - Avg Loss: {record['loss']:.6f} (Best: "
-            f"{best:.6f}) - Time: {record['time_s']:.3f}s - Throughput: "
-            f"{len(pairs) * net.batch_size / max(record['time_s'], 1e-9):.0f} samples/sec")
+        say(console.epoch_line(epoch, cfg.epochs, record["loss"], best, record["time_s"],
+                               samples))
+        if (epoch + 1) % 5 == 0:
+            say(console.gradient_stats(net))
         if _validate_now(cfg, epoch):
             metrics = net.evaluate(cfg.validation_inputs, cfg.validation_targets)
             record["val_score"] = metrics.score
-            say(f"  Validation Score: {metrics.score:.2f}/100, Avg Deviation: "
-                f"{metrics.average_deviation:.2f}%, Failures: {metrics.failures}/"
-                f"{metrics.total_samples}")
-    result = _result(history, time.perf_counter() - start,
-                     len(pairs) * net.batch_size * cfg.epochs, step, metrics)
-    say(f"\n✓ Training Complete!\nFinal Loss: {result.final_loss:.6f}\nBest Loss: "
-        f"{result.best_loss:.6f}\nTotal Time: {result.total_time:.3f}s\nAverage Throughput: "
-        f"{result.avg_throughput:.0f} samples/sec\n")
+            say(console.validation_lines(metrics))
+    result = _result(history, time.perf_counter() - start, samples * cfg.epochs, step, metrics)
+    say(console.final_block(result))
     return result
 
 
+def _printer(verbose: bool):
+    """Write LOOM's text as given (Go's Printf: no added newline), flushed for \\r lines."""
+    if not verbose:
+        return lambda text: None
+    return lambda text: print(text, end="", flush=True)
+
+
 def _validate_now(cfg: TrainingConfig, epoch: int) -> bool:
-    """LOOM validates every evaluate_every_n epochs when validation data is given."""
-    return bool(cfg.evaluate_every_n and cfg.validation_inputs is not None
-                and cfg.validation_targets is not None
+    """LOOM validates every evaluate_every_n epochs when both validation sets are non-empty."""
+    return bool(cfg.evaluate_every_n and _non_empty(cfg.validation_inputs)
+                and _non_empty(cfg.validation_targets)
                 and (epoch + 1) % cfg.evaluate_every_n == 0)
+
+
+def _non_empty(values) -> bool:
+    return values is not None and len(values) > 0
 
 
 def _result(history, seconds, samples, steps, metrics=None) -> TrainingResult:
