@@ -52,6 +52,7 @@ from .io.checkpoint import (
     verify_checkpoint,
 )
 from .layers import module_of
+from .losses import target_like
 from .plan import Plan
 from .recovery import ActorLost, Fault, fresh_state, gave_up
 from .schedule import schedule_by_name
@@ -248,9 +249,12 @@ class DistributedTrainer:
 
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, float]:
         """One mini-batch: pipeline every replica, combine, clip, update. (loss, norm)."""
+        x = np.asarray(x, np.float32)
+        outputs = self.net.out_features(self.net.in_features() or x.shape[1])
+        target = target_like(np.asarray(target, np.float32), (len(x), outputs),
+                             "DistributedTrainer.step")
         self.step_no += 1
         self._calls = []
-        x, target = np.asarray(x, np.float32), np.asarray(target, np.float32)
         self._submit_all("begin_step", self.step_no)
         rows = [r for r in np.array_split(np.arange(len(x)), self.plan.replicas) if len(r)]
         losses, unread = [], []  # unread: calls whose result no later call takes (errors)

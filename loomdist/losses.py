@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, ShapeError
 
 LOSSES = ("mse", "cross_entropy")
 _CLAMP = 1e-7
@@ -15,6 +15,18 @@ def check_loss(name: str) -> str:
     if key not in LOSSES:
         raise ConfigError(f"loss_type {name!r} is unknown; use one of {list(LOSSES)}")
     return key
+
+
+def target_like(target, shape: tuple, where: str = "train") -> np.ndarray:
+    """`target` reshaped to the output's `shape`; ShapeError when its size differs."""
+    t = np.asarray(target)
+    want = int(np.prod(shape))
+    if t.size != want:
+        dims = " x ".join(str(d) for d in shape)
+        raise ShapeError(f"{where}: the target has {t.size} values, the network's output has "
+                         f"{want} ({dims}); pass one target value per output value "
+                         f"(LOOM's flat [batch][outputs] layout or a (batch, outputs) array)")
+    return t.reshape(shape)
 
 
 def loss_and_grad(name: str, out: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 from . import train_console as console
 from .errors import ShapeError
 from .io.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .losses import fused_softmax_ce, loss_and_grad
+from .losses import fused_softmax_ce, loss_and_grad, target_like
 from .optim import Optimizer, clip_global_norm
 from .train_config import TrainingConfig, TrainingResult
 
@@ -38,12 +38,12 @@ def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
     if fused is not None:
         logits = net.layer_input(len(net.layers) - 1)
         t, cols = fused
-        loss, _, dz = fused_softmax_ce(logits, np.asarray(target).reshape(logits.shape), t,
+        loss, _, dz = fused_softmax_ce(logits, target_like(target, logits.shape), t,
                                        cols or logits.shape[-1])
         net.backward(dz.reshape(np.shape(out)) if np.ndim(out) == 1 else dz, skip_last=True,
                      input_grad=False)
     else:
-        loss, dy = loss_and_grad(cfg.loss_type, out, np.asarray(target).reshape(out.shape))
+        loss, dy = loss_and_grad(cfg.loss_type, out, target_like(target, out.shape))
         net.backward(dy, input_grad=False)
     norm = clip_global_norm([g for _, g in net.gradients()], cfg.gradient_clip)
     opt.step(net.parameters(), net.gradients(), lr)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import loomdist
-from loomdist import ConfigError, DataError
+from loomdist import ConfigError, DataError, ShapeError
 from loomdist.data import check_fits, from_arrays, load_data
 from loomdist.io import checkpoint as ckpt
 from loomdist.layers import dense, softmax
@@ -234,6 +234,14 @@ def test_a_run_config_names_missing_and_unknown_tables():
     with pytest.raises(ConfigError, match=r"missing \[network\], missing \[data\], "
                                           r"unknown \[netwrok\]"):
         RunConfig.from_dict({"netwrok": {}})
+
+
+def test_a_target_of_the_wrong_size_is_a_shape_error():
+    net = loomdist.Network(0, 1, 1, 1, batch_size=2)
+    net.set_layer(0, 0, 0, dense.Spec(3, 2, "tanh"), rng=0)
+    with pytest.raises(ShapeError, match=r"train: the target has 5 values, the network's "
+                                         r"output has 4 \(4\); pass one target value"):
+        net.train([(np.zeros(6, np.float32), np.zeros(5, np.float32))], TrainingConfig())
 
 
 def test_loom_train_validates_and_prints(capsys):

@@ -12,7 +12,7 @@ import pytest
 import loomdist
 from loomdist.actors.branch import Branch
 from loomdist.actors.cell import Cell
-from loomdist.errors import CellFailedError, ConfigError
+from loomdist.errors import CellFailedError, ConfigError, ShapeError
 from loomdist.layers import LAYERS
 from loomdist.optim import Optimizer
 from loomdist.plan import Plan
@@ -208,3 +208,14 @@ def _actors(ray) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def test_a_target_of_the_wrong_size_fails_before_any_call(ray_session):
+    net, (x, t) = mixed_net(), data()
+    with loomdist_trainer(net, Plan.cells(net), micro=2) as dt:
+        with pytest.raises(ShapeError, match=r"DistributedTrainer.step: the target has "
+                                             rf"{t.size - len(t)} values, the network's output "
+                                             rf"has {t.size} \({len(t)} x {t.shape[1]}\)"):
+            dt.step(x, t[:, 1:], 0.1)
+        assert dt.step_no == 0
+        dt.step(x, t, 0.1)  # the trainer is still usable

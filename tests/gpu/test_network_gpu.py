@@ -249,3 +249,12 @@ def test_a_training_step_skips_the_first_layers_dx(monkeypatch):
     train_step(gpu, Optimizer(cfg.optim_config()), cfg, *batch(), 0.01)
     assert len(calls) == 3 + (2 * 3 - 1)
     _assert_same_weights(cpu, gpu)
+
+
+def test_a_target_of_the_wrong_size_is_a_shape_error_on_the_gpu():
+    from loomdist.errors import ShapeError
+    net, cfg = mixed_network("wgpu"), TrainingConfig(optimizer="sgd")
+    x, t = batch()
+    with pytest.raises(ShapeError, match=r"train: the target has 8 values, the network's "
+                                         r"output has 12 \(4 x 3\)"):
+        train_step(net, Optimizer(cfg.optim_config()), cfg, x, t[:, :2], 0.01)

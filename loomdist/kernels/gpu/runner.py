@@ -244,6 +244,7 @@ class GpuRunner:
     # ----------------------------------------------------------- training
     def train_step(self, opt, cfg, x, target, lr: float) -> tuple[float, float]:
         """loomdist.train.train_step on the device: one submit, one readback (loss, norm)."""
+        from loomdist.losses import target_like
         from loomdist.train import fused_softmax
         self.push()
         s = Stream(self.device, self.arena("train"))
@@ -252,12 +253,12 @@ class GpuRunner:
         self.grads = [{} for _ in self.grads]
         if fused is not None:
             logits = self.tape[1][-2]
-            t = s.upload(np.reshape(target, logits.shape), "train target")
+            t = s.upload(target_like(target, logits.shape), "train target")
             loss, _, dz = losses.fused_softmax_ce(s, logits, t, fused[0],
                                                   fused[1] or logits.shape[-1])
             self.record_backward(s, dz, upto=len(self.tape[0]) - 1, need_input=False)
         else:
-            t = s.upload(np.reshape(target, out.shape), "train target")
+            t = s.upload(target_like(target, out.shape), "train target")
             loss, dy = losses.loss_and_grad(s, cfg.loss_type, out, t)
             self.record_backward(s, dy, need_input=False)
         sq = clip_global_norm(s, [g for store in self.grads for g in store.values()],
