@@ -324,6 +324,13 @@ class Network(Introspectable):
         from .train import train_batches
         return train_batches(self, batches, config)
 
+    def train_with_stepping(self, config, data_loader, total_steps: int):
+        """LOOM's TrainWithStepping: one step-mode tick per step, an optimizer update every
+        grad_accum_steps steps; `data_loader(step) -> (input, target, ok)`. Returns a
+        SteppingResult (see loomdist.tween.stepping)."""
+        from .tween.stepping import train_with_stepping
+        return train_with_stepping(self, config, data_loader, total_steps)
+
     def evaluate(self, inputs, expected):
         """LOOM's EvaluateNetwork: DeviationMetrics of per-sample predictions.
 
@@ -332,6 +339,13 @@ class Network(Introspectable):
         """
         from .eval import evaluate_network
         return evaluate_network(self, inputs, expected)
+
+    def evaluate_from_checkpoint_files(self, files, expected):
+        """LOOM's EvaluateFromCheckpointFiles: each file a JSON array of one flat input;
+        returns (DeviationMetrics, load seconds, forward seconds); unreadable files are
+        logged and skipped (see loomdist.eval.checkpoint_files)."""
+        from .eval import evaluate_from_checkpoint_files
+        return evaluate_from_checkpoint_files(self, files, expected)
 
     # ------------------------------------------------------------ telemetry
     def blueprint(self, model_id: str = ""):

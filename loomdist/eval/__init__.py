@@ -1,5 +1,6 @@
 """LOOM's evaluation (DeviationMetrics) and the run directory's Arrow tables and plots."""
 
+from .checkpoint_files import evaluate_from_checkpoint_files
 from .metrics import (
     BUCKET_ORDER,
     BUCKETS,
@@ -26,7 +27,8 @@ from .tables import (
 
 __all__ = [
     "BUCKETS", "BUCKET_ORDER", "DeviationBucket", "DeviationMetrics", "PredictionResult",
-    "evaluate_prediction", "evaluate_model", "evaluate_network", "load_metrics",
+    "evaluate_prediction", "evaluate_model", "evaluate_network",
+    "evaluate_from_checkpoint_files", "load_metrics",
     "save_metrics", "metrics_to_json", "go_float64",
     "PREDICTIONS_SCHEMA", "BUCKETS_SCHEMA", "HISTORY_SCHEMA", "predictions_table",
     "buckets_table", "history_table", "write_parquet", "read_parquet", "append_parquet",

@@ -11,9 +11,10 @@ from .observers import (
 )
 from .recorder import ActivityRecorder, read_recording, replay
 from .step import StepState, TargetDelay
+from .stepping import SteppingConfig, SteppingResult, train_with_stepping
 
 __all__ = [
-    "StepState", "TargetDelay",
+    "StepState", "TargetDelay", "SteppingConfig", "SteppingResult", "train_with_stepping",
     # telemetry
     "blueprint", "ModelTelemetry", "LayerTelemetry", "LayerEvent", "LayerStats",
     "compute_stats", "LayerObserver", "ConsoleObserver", "RecordingObserver",
