@@ -22,6 +22,7 @@ from .errors import ConfigError, ShapeError
 from .introspect import Introspectable
 from .layers import module_of
 from .layers._common import as_rng, positive_int
+from .network_optim import OptimizerAPI
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Layer:
         return module_of(self.spec)
 
 
-class Network(Introspectable):
+class Network(Introspectable, OptimizerAPI):
     """A LOOM grid network.
 
     Args:
