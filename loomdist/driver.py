@@ -43,7 +43,7 @@ from .actors.cell import CellActor
 from .actors.pinning import pin_actors
 from .actors.raycluster import check_address, connect
 from .actors.transport import RayTransport
-from .errors import CellFailedError, ConfigError
+from .errors import CellFailedError, ConfigError, ShapeError
 from .io.checkpoint import (
     begin_checkpoint,
     finish_checkpoint,
@@ -250,6 +250,9 @@ class DistributedTrainer:
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> tuple[float, float]:
         """One mini-batch: pipeline every replica, combine, clip, update. (loss, norm)."""
         x = np.asarray(x, np.float32)
+        if x.ndim != 2:
+            raise ShapeError(f"DistributedTrainer.step: x has shape {x.shape}; pass a "
+                             f"(samples, features) array")
         outputs = self.net.out_features(self.net.in_features() or x.shape[1])
         target = target_like(np.asarray(target, np.float32), (len(x), outputs),
                              "DistributedTrainer.step")

@@ -19,12 +19,15 @@ def check_loss(name: str) -> str:
 
 def target_like(target, shape: tuple, where: str = "train") -> np.ndarray:
     """`target` reshaped to the output's `shape`; ShapeError when its size differs."""
+    if target is None:
+        raise ShapeError(f"{where}: the target is None; pass one target value per output "
+                         f"value")
     t = np.asarray(target)
     want = int(np.prod(shape))
     if t.size != want:
-        dims = " x ".join(str(d) for d in shape)
+        dims = f" ({' x '.join(str(d) for d in shape)})" if len(shape) > 1 else ""
         raise ShapeError(f"{where}: the target has {t.size} values, the network's output has "
-                         f"{want} ({dims}); pass one target value per output value "
+                         f"{want}{dims}; pass one target value per output value "
                          f"(LOOM's flat [batch][outputs] layout or a (batch, outputs) array)")
     return t.reshape(shape)
 

@@ -10,6 +10,7 @@ LOOM's display names, so a momentum RMSprop or a Nesterov SGD keeps its state ac
 
 from __future__ import annotations
 
+from .errors import ConfigError
 from .optim import OptimConfig, Optimizer
 
 
@@ -21,6 +22,10 @@ class OptimizerAPI:
     def set_optimizer(self, optimizer) -> None:
         """LOOM's SetOptimizer: an optim.Optimizer (or OptimConfig) that apply_gradients
         uses from now on; None goes back to plain SGD."""
+        if optimizer is not None and not isinstance(optimizer, (Optimizer, OptimConfig)):
+            raise ConfigError(f"set_optimizer: expected an optim.Optimizer, an OptimConfig or "
+                              f"None, got {type(optimizer).__name__}; e.g. "
+                              f"net.set_optimizer(OptimConfig('adamw'))")
         self._optimizer = Optimizer(optimizer) if isinstance(optimizer, OptimConfig) \
             else optimizer
 

@@ -17,7 +17,8 @@ class TrainingConfig:
     learning_rate: float = 1e-3      # base LR (the schedule scales it)
     gradient_clip: float = 0.0       # global L2 norm; 0 = off
     loss_type: str = "mse"           # "mse" | "cross_entropy" (fused with a final softmax)
-    evaluate_every_n: int = 0        # epochs between evaluations; 0: Train never, runs at end
+    evaluate_every_n: int = 0        # epochs between validations; 0: net.train never
+                                     # validates (a CLI run still evaluates at the end)
     validation_inputs: object = field(default=None, compare=False, repr=False)
     validation_targets: object = field(default=None, compare=False, repr=False)
     verbose: bool = False            # LOOM-style console lines

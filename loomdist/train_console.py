@@ -59,6 +59,7 @@ def batch_line(epoch: int, epochs: int, batch_idx: int, n_batches: int, loss: fl
 
 def epoch_line(epoch: int, epochs: int, avg: float, best: float, seconds: float,
                samples: int) -> str:
+    """The epoch summary (\r overwrites the last batch line; throughput per epoch)."""
     throughput = samples / seconds if seconds > 0 else float("inf")
     return (f"\rEpoch {epoch + 1}/{epochs} - Avg Loss: {avg:.6f} (Best: {best:.6f}) - Time: "
             f"{go_duration(seconds)} - Throughput: {throughput:.0f} samples/sec\n")
@@ -78,12 +79,14 @@ def gradient_stats(net) -> str:
 
 
 def validation_lines(metrics) -> str:
+    """The validation announcement and its DeviationMetrics line."""
     return (f"\n  Running validation evaluation...\n  Validation Score: {metrics.score:.2f}/100, "
             f"Avg Deviation: {metrics.average_deviation:.2f}%, Failures: {metrics.failures}/"
             f"{metrics.total_samples}\n")
 
 
 def final_block(result) -> str:
+    """The "Training Complete!" block of a TrainingResult."""
     return (f"\n✓ Training Complete!\nFinal Loss: {result.final_loss:.6f}\nBest Loss: "
             f"{result.best_loss:.6f}\nTotal Time: {go_duration(result.total_time)}\n"
             f"Average Throughput: {result.avg_throughput:.0f} samples/sec\n\n")

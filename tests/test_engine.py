@@ -26,8 +26,35 @@ def residual_net():
     return net
 
 
-def test_residual_paths_get_true_gradients():
-    net = residual_net().astype(np.float64)
+def pre_ln_net():
+    """Opens with LayerNorm -> MHA -> SwiGLU: a LayerNorm starts no residual (LOOM), so the
+    MHA adds nothing and the SwiGLU adds the MHA's output."""
+    L = LAYERS
+    specs = [L["layer_norm"].Spec(8), L["multi_head_attention"].Spec(4, 2),
+             L["swiglu"].Spec(4, 3), L["dense"].Spec(8, 8, "tanh")]
+    net = loomdist.Network(0, 1, 2, 2, batch_size=2)
+    for i, s in enumerate(specs):
+        net.set_layer(*net.coords(i), s, rng=i)
+    for key, arr in net.parameters():
+        arr += np.random.default_rng(len(key[3])).normal(0, 0.1, arr.shape).astype(arr.dtype)
+    return net
+
+
+def test_a_layer_norm_opening_the_network_starts_no_residual():
+    net = pre_ln_net()
+    x = np.random.default_rng(1).standard_normal((2, 8)).astype(np.float32)
+    h = x
+    for i, slot in enumerate(net.layers[:3]):
+        y, _ = slot.module.forward(slot.spec, slot.params, h)
+        h = y + h if i == 2 else y  # only the SwiGLU adds (the MHA's output)
+    net.forward(x)
+    got = net.activations()[3]  # [input, layer 0, layer 1, layer 2, ...]
+    np.testing.assert_allclose(got, h.reshape(-1), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [residual_net, pre_ln_net], ids=["mixed", "pre_ln"])
+def test_residual_paths_get_true_gradients(make):
+    net = make().astype(np.float64)
     x = np.random.default_rng(1).standard_normal((2, 8))
     dy = np.random.default_rng(2).standard_normal((2, 8))
     net.forward(x)

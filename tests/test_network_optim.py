@@ -1,8 +1,10 @@
 """LOOM's optimizer API on Network (set_optimizer, apply_gradients, apply_gradients_*)."""
 
 import numpy as np
+import pytest
 
 import loomdist
+from loomdist.errors import ConfigError
 from loomdist.layers import dense
 from loomdist.optim import OptimConfig, Optimizer
 from loomdist.tween import SteppingConfig, StepState, train_with_stepping
@@ -62,6 +64,16 @@ def test_conveniences_make_an_optimizer_once_and_ignore_new_hyper_parameters():
     assert rms.cfg.name == "rmsprop" and rms.state["t"] == 2  # state kept (LOOM resets it)
     net.apply_gradients_sgd_momentum(0.01, nesterov=True)
     assert net.get_optimizer().cfg.nesterov
+
+
+def test_set_optimizer_takes_an_optimizer_a_config_or_none():
+    net = net_with_grads()
+    with pytest.raises(ConfigError, match="set_optimizer: expected an optim.Optimizer, an "
+                                          "OptimConfig or None, got str"):
+        net.set_optimizer("adamw")
+    net.set_optimizer(OptimConfig("rmsprop"))
+    net.set_optimizer(None)
+    assert net.get_optimizer() is None
 
 
 def test_a_step_mode_loop_with_apply_gradients_equals_train_with_stepping():

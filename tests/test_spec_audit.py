@@ -8,166 +8,27 @@ shape per kind; these cover the options and combinations they leave out.
 
 from __future__ import annotations
 
-import base64
-import json
-import math
-
 import numpy as np
 import pytest
 
-import loomdist
-from loomdist.eval.metrics import evaluate_model
-
-RNG = np.random.default_rng(20251218)
-
-
-# ----------------------------------------------------------------------------- helpers
-def rand(*shape, scale=0.5):
-    return (RNG.standard_normal(shape) * scale).astype(np.float32)
-
-
-def bundle(layers, weights, batch=1, rows=1, cols=1, lpc=None, mid="m"):
-    """LOOM bundle text: cfg layer dicts + per-layer weight dicts (lists of floats)."""
-    lpc = len(layers) // (rows * cols) if lpc is None else lpc
-    payload = {"type": "float32", "layers": [
-        {k: _plain(v) for k, v in w.items()} for w in weights]}
-    data = base64.b64encode(json.dumps(payload).encode()).decode()
-    cfg = {"id": mid, "batch_size": batch, "grid_rows": rows, "grid_cols": cols,
-           "layers_per_cell": lpc, "layers": layers}
-    return json.dumps({"type": "modelhost/bundle", "version": 1,
-                       "models": [{"id": mid, "cfg": cfg,
-                                   "weights": {"fmt": "jsonModelB64", "data": data}}]})
-
-
-def _plain(v):
-    if isinstance(v, np.ndarray):
-        return [float(x) for x in v.ravel()]
-    if isinstance(v, list):
-        return [_plain(x) if isinstance(x, (dict, list, np.ndarray)) else x for x in v]
-    if isinstance(v, dict):
-        return {k: _plain(x) for k, x in v.items()}
-    return v
-
-
-def run(text, x, mid="m"):
-    net = loomdist.load_model_from_string(text, mid)
-    return net.forward(np.asarray(x, np.float32).ravel()), net
-
-
-def close(a, b, atol=1e-5, rtol=1e-4):
-    np.testing.assert_allclose(np.ravel(a), np.ravel(b), atol=atol, rtol=rtol)
-
-
-# ----------------------------------------------------------------- spec references
-def act(name, v):
-    """loom-layers.md "Activations"."""
-    v = np.asarray(v, np.float64)
-    return {"relu": lambda: np.maximum(0, 1.1 * v), "sigmoid": lambda: 1 / (1 + np.exp(-v)),
-            "tanh": lambda: np.tanh(v), "softplus": lambda: np.log1p(np.exp(v)),
-            "leaky_relu": lambda: np.where(v >= 0, v, 0.1 * v)}[name]()
-
-
-def ref_dense(x, K, b, n_in, n_out, batch, a):
-    x = np.asarray(x, np.float64).reshape(batch, n_in)
-    return act(a, x @ K.reshape(n_in, n_out) + b).ravel()
-
-
-def ref_conv(x, K, b, B, C, H, W, F, k, s, p, a):
-    x = np.asarray(x, np.float64).reshape(B, C, H, W)
-    K = K.reshape(F, C, k, k)
-    oh, ow = (H + 2 * p - k) // s + 1, (W + 2 * p - k) // s + 1
-    xp = np.zeros((B, C, H + 2 * p, W + 2 * p))
-    xp[:, :, p:p + H, p:p + W] = x
-    y = np.zeros((B, F, oh, ow))
-    for n in range(B):
-        for f in range(F):
-            for i in range(oh):
-                for j in range(ow):
-                    patch = xp[n, :, i * s:i * s + k, j * s:j * s + k]
-                    y[n, f, i, j] = np.sum(patch * K[f]) + b[f]
-    return act(a, y).ravel()
-
-
-def ref_mha(x, w, d, heads):
-    """loom-layers.md "MHA": the whole flat input is one sequence [seq][d_model]."""
-    x = np.asarray(x, np.float64).reshape(-1, d)
-    seq, hd = x.shape[0], d // heads
-    q = x @ w["q_weights"].reshape(d, d) + w["q_bias"]
-    k = x @ w["k_weights"].reshape(d, d) + w["k_bias"]
-    v = x @ w["v_weights"].reshape(d, d) + w["v_bias"]
-    freq = 1e6 ** (-2 * np.arange(hd // 2) / hd)
-    ang = np.arange(seq)[:, None] * np.concatenate([freq, freq])[None, :]
-    cos, sin = np.cos(ang), np.sin(ang)
-
-    def rope(t):
-        t = t.reshape(seq, heads, hd)
-        rot = np.concatenate([-t[..., hd // 2:], t[..., :hd // 2]], axis=-1)
-        return t * cos[:, None, :] + rot * sin[:, None, :]
-
-    q, k, v = rope(q), rope(k), v.reshape(seq, heads, hd)
-    out = np.zeros((seq, heads, hd))
-    for h in range(heads):
-        s = q[:, h] @ k[:, h].T / math.sqrt(hd)
-        s = np.where(np.tril(np.ones((seq, seq))) > 0, s, -1e9)
-        s = np.exp(s - s.max(axis=1, keepdims=True))
-        out[:, h] = (s / s.sum(axis=1, keepdims=True)) @ v[:, h]
-    return (out.reshape(seq, d) @ w["output_weight"].reshape(d, d) + w["output_bias"]).ravel()
-
-
-def ref_layer_norm(x, g, b, n, batch, eps):
-    x = np.asarray(x, np.float64).reshape(batch, n)
-    mu, var = x.mean(axis=1, keepdims=True), x.var(axis=1, keepdims=True)
-    return ((x - mu) / np.sqrt(var + eps) * g + b).ravel()
-
-
-def ref_rms_norm(x, g, n, eps):
-    x = np.asarray(x, np.float64).reshape(-1, n)
-    return (x / np.sqrt((x * x).mean(axis=1, keepdims=True) + eps) * g).ravel()
-
-
-def ref_swiglu(x, w, hidden, inter):
-    x = np.asarray(x, np.float64).reshape(-1, hidden)
-    a = x @ w["gate_weights"].reshape(hidden, inter) + w["gate_bias"]
-    u = x @ w["up_weights"].reshape(hidden, inter) + w["up_bias"]
-    h = a / (1 + np.exp(-a)) * u
-    return (h @ w["down_weights"].reshape(inter, hidden) + w["down_bias"]).ravel()
-
-
-def softmax(v, t=1.0):
-    v = np.asarray(v, np.float64) / t
-    e = np.exp(v - v.max())
-    return e / e.sum()
-
-
-def sparsemax(x):
-    s = np.sort(np.asarray(x, np.float64))[::-1]
-    k = max(i for i in range(1, len(s) + 1) if s[i - 1] - (s[:i].sum() - 1) / i > 0)
-    tau = (s[:k].sum() - 1) / k
-    return np.maximum(0, np.asarray(x, np.float64) - tau)
-
-
-def dense_layer(n_in, n_out, a="relu"):
-    cfg = {"type": "dense", "activation": a, "width": 1, "height": 1,
-           "input_height": n_in, "output_height": n_out}
-    return cfg, {"biases": rand(n_out, scale=0.1), "kernel": rand(n_in * n_out)}
-
-
-def mha_layer(d, heads, seq):
-    cfg = {"type": "multi_head_attention", "activation": "relu", "d_model": d,
-           "num_heads": heads, "seq_length": seq}
-    w = {k: rand(d * d, scale=0.4) for k in ("q_weights", "k_weights", "v_weights",
-                                            "output_weight")}
-    w.update({k: rand(d, scale=0.1) for k in ("q_bias", "k_bias", "v_bias", "output_bias")})
-    return cfg, w
-
-
-def swiglu_layer(hidden, inter):
-    cfg = {"type": "swiglu", "activation": "relu", "input_height": hidden,
-           "output_height": inter}
-    w = {"gate_weights": rand(hidden * inter), "up_weights": rand(hidden * inter),
-         "down_weights": rand(inter * hidden), "gate_bias": rand(inter, scale=0.1),
-         "up_bias": rand(inter, scale=0.1), "down_bias": rand(hidden, scale=0.1)}
-    return cfg, w
+from tests.spec_refs import (
+    bundle,
+    close,
+    dense_layer,
+    mha_layer,
+    rand,
+    ref_conv,
+    ref_dense,
+    ref_layer_norm,
+    ref_mha,
+    ref_rms_norm,
+    ref_swiglu,
+    run,
+    softmax,
+    softmax_cfg,
+    sparsemax,
+    swiglu_layer,
+)
 
 
 # ------------------------------------------------------------------------ layers
@@ -284,10 +145,6 @@ def test_layer_norm_starts_no_residual(after):
 
 
 # ----------------------------------------------------------------------- softmax
-def softmax_cfg(variant, **kw):
-    return {"type": "softmax", "activation": "relu", "softmax_variant": variant, **kw}
-
-
 @pytest.mark.parametrize("cfg, ref", [
     (softmax_cfg("standard"), lambda x: softmax(x)),  # temperature omitted: 0 -> 1
     (softmax_cfg("standard", temperature=0.5), lambda x: softmax(x, 0.5)),
@@ -409,158 +266,3 @@ def test_grid_order_rows_cols_layers():
         assert net.get_layer(*net.coords(i)).output_height == sizes[i + 1]
     assert net.coords(5) == (1, 0, 1)
     close(y, h)
-
-
-# ------------------------------------------------------------------ loader tolerance
-def test_loader_tolerates_loom_spellings_and_missing_fields():
-    """Model file: "mha"/"layernorm"/"rmsnorm" type spellings, activation omitted (""),
-    dense without width/height."""
-    d, seq = 4, 2
-    mc, mw = mha_layer(d, 2, seq)
-    mc = dict(mc, type="mha")
-    lc = {"type": "layernorm", "norm_size": d * seq}
-    lw = {"gamma": rand(d * seq) + 1, "beta": rand(d * seq)}
-    rc = {"type": "rmsnorm", "norm_size": d}
-    rw = {"gamma": rand(d) + 1}
-    dc, dw = dense_layer(d * seq, 3)
-    dc = {k: v for k, v in dc.items() if k not in ("width", "height", "activation")}
-    x = rand(seq * d)
-    y, _ = run(bundle([mc, lc, rc, dc], [mw, lw, rw, dw]), x)
-    h = ref_mha(x, mw, d, 2)
-    h = ref_layer_norm(h + h, lw["gamma"], lw["beta"], d * seq, 1, 1e-5)
-    h = ref_rms_norm(h, rw["gamma"], d, 1e-6)
-    close(y, ref_dense(h, dw["kernel"], dw["biases"], d * seq, 3, 1, "relu"), atol=1e-4)
-
-
-@pytest.mark.parametrize("name", ["gelu", "softmax", "swish", "RELU"])
-def test_unknown_activation_strings_load_as_scaled_relu(name):
-    """loom-layers.md "Activations": on load, "linear" and unknown strings map to
-    ScaledReLU (loom-training.md: "gelu", "softmax" ... all parse to ScaledReLU)."""
-    c, w = dense_layer(4, 3)
-    c["activation"] = name
-    x = rand(4)
-    y, net = run(bundle([c], [w]), x)
-    close(y, ref_dense(x, w["kernel"], w["biases"], 4, 3, 1, "relu"))
-    assert net.get_layer(0, 0, 0).activation == "relu"
-
-
-# ------------------------------------------------------------------- evaluation
-@pytest.mark.parametrize("expected, actual, dev, bucket", [
-    (10.0, 11.0, 10.0, "0-10%"),        # exactly 10: upper bound inclusive
-    (1.0, 2.0, 100.0, "50-100%"),       # exactly 100: not a failure
-    (0.0, 0.5, 50.0, "40-50%"),         # |expected| < 1e-10: absolute * 100
-    (5e-11, 0.0, 5e-9, "0-10%"),
-    (2.0, float("nan"), 100.0, "50-100%"),
-    (-4.0, -2.0, 50.0, "40-50%"),
-    (1.0, 2.0000001, 100.00001, "100%+"),
-])
-def test_deviation_buckets_edges(expected, actual, dev, bucket):
-    """loom-training.md 2.1: deviation formula, NaN -> 100, inclusive upper bounds."""
-    m = evaluate_model([expected], [actual])
-    r = m.results[0]
-    assert r.bucket == bucket
-    assert r.deviation == pytest.approx(dev, rel=1e-6)
-    assert m.failures == (1 if bucket == "100%+" else 0)
-    assert m.score == pytest.approx(max(0.0, 100 - dev))
-
-
-def test_evaluate_network_argmax_first_maximum_and_scalar():
-    """loom-training.md 2.3: prediction = output[0] for 1 output, else first argmax."""
-    c, w = dense_layer(2, 3, "relu")
-    w["kernel"] = np.zeros(6, np.float32)
-    w["biases"] = np.array([0.1, 0.5, 0.5], np.float32)  # tie: first maximum (1) wins
-    net = loomdist.load_model_from_string(bundle([c], [w], batch=4), "m")
-    m = net.evaluate(np.zeros((2, 2), np.float32), [1.0, 2.0])
-    assert [r.actual for r in m.results] == [1.0, 1.0]
-    assert m.score == pytest.approx((100 + 50) / 2)
-
-
-# --------------------------------------------------------------------- step mode
-def test_step_mode_ticks_and_self_residuals():
-    """loom-training.md 3.2: every layer runs each tick on its predecessor's previous-tick
-    output (buffers start at zeros); SwiGLU adds its own previous output; LayerNorm
-    normalises x + its own previous output."""
-    from loomdist.tween import StepState
-    dn = dense_layer(8, 8, "tanh")
-    sw = swiglu_layer(4, 5)
-    ln = ({"type": "layer_norm", "activation": "relu", "norm_size": 8, "epsilon": 1e-5},
-          {"gamma": rand(8) + 1, "beta": rand(8)})
-    layers = [dn, sw, ln]
-    net = loomdist.load_model_from_string(bundle([c for c, _ in layers],
-                                                 [w for _, w in layers]), "m")
-    state = StepState(net)
-    x = rand(8)
-    state.set_input(x)
-    f = [lambda h: ref_dense(h, dn[1]["kernel"], dn[1]["biases"], 8, 8, 1, "tanh"),
-         lambda h: ref_swiglu(h, sw[1], 4, 5),
-         lambda h: ref_layer_norm(h, ln[1]["gamma"], ln[1]["beta"], 8, 1, 1e-5)]
-    data, res = [x.astype(np.float64), np.zeros(8), np.zeros(8), np.zeros(8)], np.zeros((3, 8))
-    for _ in range(5):
-        new = [f[0](data[0]), f[1](data[1]) + res[1], f[2](data[2] + res[2])]
-        res[1], res[2] = new[1], new[2]
-        data[1:] = new
-        state.step_forward()
-        for i in range(3):
-            close(state.layer_output(i + 1), data[i + 1], atol=1e-4)
-
-
-def test_sparsemax_edge_cases():
-    """loom-layers.md "Softmax" sparse: one dominant logit -> one-hot; ties share equally."""
-    x = np.array([5.0, 0.0, -1.0, 0.2, 0.1, 0.0], np.float32)
-    y, _ = run(bundle([softmax_cfg("sparse")], [{}]), x)
-    close(y, [1, 0, 0, 0, 0, 0], atol=1e-6)
-    x = np.array([0.3, 0.3, 0.3, -2.0], np.float32)
-    y, _ = run(bundle([softmax_cfg("sparse")], [{}]), x)
-    close(y, [1 / 3, 1 / 3, 1 / 3, 0], atol=1e-6)
-
-
-# ------------------------------------------- batch > 1: deviations docs/differences.md keeps
-def test_mha_batch_runs_each_sample_as_its_own_sequence():
-    """docs/differences.md 'MHA batch' (issue 2's deliberate exception, LOOM's README form
-    [batch][seq][d_model]): at batch 2 each sample is one sequence; LOOM would run the whole
-    flat input as one. At batch 1 the two agree (the test above)."""
-    d, seq = 4, 3
-    cfg, w = mha_layer(d, 2, seq)
-    x = rand(2 * seq * d)
-    y, _ = run(bundle([cfg], [w], batch=2), x)
-    half = seq * d
-    close(y, np.concatenate([ref_mha(x[:half], w, d, 2), ref_mha(x[half:], w, d, 2)]))
-
-
-def test_softmax_batch_is_per_sample():
-    """docs/differences.md 'Softmax batch': at batch 2 each sample's logits are normalised
-    alone (LOOM normalises the whole flat buffer)."""
-    x = rand(2 * 5)
-    y, _ = run(bundle([softmax_cfg("standard", temperature=1)], [{}], batch=2), x)
-    close(y, np.concatenate([softmax(x[:5]), softmax(x[5:])]), atol=1e-6)
-
-
-def test_parallel_branches_of_every_stateless_kind():
-    """loom-layers.md "Parallel": branches of norm, SwiGLU, softmax, conv2d and RMSNorm
-    kinds run on the same input with no residual bookkeeping inside the layer (batch 1)."""
-    n = 8
-    ln = ({"type": "layer_norm", "activation": "relu", "norm_size": n, "epsilon": 1e-5},
-          {"gamma": rand(n) + 1, "beta": rand(n)})
-    rms = ({"type": "rms_norm", "activation": "relu", "norm_size": 4, "epsilon": 1e-6},
-           {"gamma": rand(4) + 1})
-    sw = swiglu_layer(4, 3)
-    sm = (softmax_cfg("temperature", temperature=0.5), {})
-    conv = ({"type": "conv2d", "activation": "tanh", "input_channels": 2, "filters": 1,
-             "kernel_size": 2, "stride": 1, "input_height": 2, "input_width": 2,
-             "output_height": 1, "output_width": 1},
-            {"kernel": rand(8), "conv_bias": rand(1)})
-    branches = [rms, ln, sw, sm, conv]
-    cfg = {"type": "parallel", "activation": "relu", "branches": [c for c, _ in branches],
-           "combine_mode": "concat"}
-    first = ({"type": "rms_norm", "activation": "relu", "norm_size": n, "epsilon": 1e-6},
-             {"gamma": rand(n) + 1})  # leaves a residual that no branch may pick up
-    x = rand(n)
-    y, _ = run(bundle([first[0], cfg], [first[1], {"branch_weights": [w for _, w in branches]}]),
-               x)
-    h = ref_rms_norm(x, first[1]["gamma"], n, 1e-6)
-    parts = [ref_rms_norm(h, rms[1]["gamma"], 4, 1e-6),
-             ref_layer_norm(h, ln[1]["gamma"], ln[1]["beta"], n, 1, 1e-5),
-             ref_swiglu(h, sw[1], 4, 3), softmax(h, 0.5),
-             ref_conv(h, conv[1]["kernel"], conv[1]["conv_bias"], 1, 2, 2, 2, 1, 2, 1, 0,
-                      "tanh")]
-    close(y, np.concatenate(parts), atol=1e-4)

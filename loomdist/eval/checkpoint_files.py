@@ -54,12 +54,14 @@ def _read_input(path) -> np.ndarray | None:
     """The file's flat float32 input, or None (logged) when it cannot be read or parsed."""
     try:
         values = json.loads(Path(path).read_text())
-        x = np.asarray(values, dtype=np.float32)
-    except (OSError, ValueError, TypeError) as e:
+    except (OSError, ValueError) as e:
         log.warning("evaluate_from_checkpoint_files: skipping %s: %s", path, e)
         return None
-    if x.ndim != 1 or x.size == 0:
+    # Go's json.Unmarshal into []float32 rejects strings, booleans and nested arrays; an
+    # empty array or null (an empty input) is skipped too: there is nothing to forward
+    if not isinstance(values, list) or not values or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         log.warning("evaluate_from_checkpoint_files: skipping %s: expected a non-empty JSON "
-                    "array of numbers, got shape %s", path, x.shape)
+                    "array of numbers", path)
         return None
-    return x
+    return np.asarray(values, dtype=np.float32)

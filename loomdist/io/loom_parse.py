@@ -125,6 +125,8 @@ def params_from_json(spec, wdict, where: str) -> dict:
 
 
 def _activation(name, where: str) -> str:
+    if name is None:  # Go leaves the string empty: ScaledReLU
+        return "relu"
     if not isinstance(name, str):
         raise ModelFormatError(f"{where}.activation: expected a string, got {_short(name)}")
     # LOOM's stringToActivation: an exact match of a known name, else ScaledReLU ("linear",

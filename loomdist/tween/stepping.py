@@ -29,7 +29,7 @@ OPTIMIZERS = ("sgd", "sgd_momentum", "adamw", "rmsprop")
 SCHEDULES = ("constant", "linear", "cosine", "exponential", "step", "polynomial", "warmup")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SteppingConfig:
     """LOOM's SteppingTrainingConfig, snake_case; a 0 takes LOOM's default where it has one."""
 
@@ -68,6 +68,9 @@ class SteppingConfig:
         if (self.lr_schedule or "constant") not in SCHEDULES:
             raise ConfigError(f"train_with_stepping: unknown scheduler: {self.lr_schedule}; "
                               f"use one of {list(SCHEDULES)} (or '' for constant)")
+        if not self.learning_rate >= 0:
+            raise ConfigError(f"train_with_stepping: learning_rate must be >= 0, got "
+                              f"{self.learning_rate}")
         for f in ("grad_accum_steps", "checkpoint_every", "log_every", "total_steps",
                   "warmup_steps", "decay_steps", "step_size"):
             if int(getattr(self, f)) < 0:
@@ -131,6 +134,10 @@ def train_with_stepping(net, config: SteppingConfig | None, data_loader,
         x, target, ok = data_loader(step)
         if not ok:
             break
+        if x is None:
+            raise DataError(f"train_with_stepping: data_loader returned ok=True without an "
+                            f"input for step {step}; return (input, target, True) or "
+                            f"(None, None, False) to stop")
         lr = sched(step)
         summed += _tick(state, x, target, cfg.grad_scaling)
         count += 1

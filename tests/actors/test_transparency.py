@@ -217,5 +217,7 @@ def test_a_target_of_the_wrong_size_fails_before_any_call(ray_session):
                                              rf"{t.size - len(t)} values, the network's output "
                                              rf"has {t.size} \({len(t)} x {t.shape[1]}\)"):
             dt.step(x, t[:, 1:], 0.1)
+        with pytest.raises(ShapeError, match=r"DistributedTrainer.step: x has shape \(448,\)"):
+            dt.step(x.reshape(-1), t, 0.1)
         assert dt.step_no == 0
         dt.step(x, t, 0.1)  # the trainer is still usable

@@ -44,11 +44,16 @@ def test_unreadable_files_are_skipped_and_logged(tmp_path, caplog):
     paths = write_inputs(tmp_path, xs)
     paths[1].write_text("[1, 2,")  # cut off
     paths.append(tmp_path / "missing.json")
+    for name, text in (("strings", '["1", 2, 3, 4]'), ("bools", "[true, 1, 2, 3]"),
+                       ("empty", "[]"), ("null", "null")):  # Go rejects or has no input
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(text)
     with caplog.at_level(logging.WARNING):
-        metrics, _, _ = classifier().evaluate_from_checkpoint_files(paths, [0, 1, 2, 0])
-    assert [r.sample_index for r in metrics.results] == [0, 2]  # no entry for 1 and 3
+        metrics, _, _ = classifier().evaluate_from_checkpoint_files(paths, [0, 1, 2] + [0] * 5)
+    assert [r.sample_index for r in metrics.results] == [0, 2]  # no entry for the rest
     assert metrics.total_samples == 2
-    assert "input1.json" in caplog.text and "missing.json" in caplog.text
+    for name in ("input1", "missing", "strings", "bools", "empty", "null"):
+        assert f"{name}.json" in caplog.text
 
 
 def test_the_network_keeps_its_batch_size_and_argmax_covers_the_whole_output(tmp_path):

@@ -13,7 +13,7 @@ from loomdist.network import Layer, Network  # noqa: E402
 from loomdist.optim import Optimizer  # noqa: E402
 from loomdist.train import train_step  # noqa: E402
 from loomdist.train_config import TrainingConfig  # noqa: E402
-from tests.gpu._grids import D, batch, mixed_network  # noqa: E402
+from tests.gpu._grids import LN, SW, D, batch, mixed_network  # noqa: E402
 
 pytestmark = pytest.mark.gpu
 RTOL, ATOL = 1e-4, 2e-5  # float32 on both sides, different summation orders
@@ -68,8 +68,17 @@ def test_a_training_step_reads_back_once(monkeypatch):
     assert calls == [2]  # loss and the squared gradient norm, nothing else
 
 
-def test_forward_backward_and_gradients_match_cpu():
-    cpu, gpu = mixed_network("cpu"), mixed_network("gpu")
+def _pre_ln(backend):
+    """LayerNorm -> SwiGLU -> dense: a LayerNorm opening the network starts no residual."""
+    net = Network(0, 1, 1, 3, batch_size=4, backend=backend)
+    for i, spec in enumerate([LN(6), SW(3, 2), D(6, 3, "tanh")]):
+        net.set_layer(0, 0, i, spec, rng=i)
+    return net
+
+
+@pytest.mark.parametrize("make", [mixed_network, _pre_ln], ids=["mixed", "pre_ln"])
+def test_forward_backward_and_gradients_match_cpu(make):
+    cpu, gpu = make("cpu"), make("gpu")
     x, _ = batch(1)
     dy = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
     outs = [(n.forward(x), n.backward(dy), n.activations()) for n in (cpu, gpu)]

@@ -124,6 +124,13 @@ def test_bad_configs_loaders_and_targets():
     x = np.zeros(6, np.float32)
     with pytest.raises(ShapeError, match="train_with_stepping: the target has 3 values"):
         train_with_stepping(one_dense(), None, lambda s: (x, np.zeros(3), True), 2)
+    with pytest.raises(ShapeError, match="train_with_stepping: the target is None"):
+        train_with_stepping(one_dense(), None, lambda s: (x, None, True), 2)
+    with pytest.raises(DataError, match="ok=True without an input for step 1"):
+        train_with_stepping(one_dense(), None,
+                            lambda s: (x if s == 0 else None, np.zeros(4), True), 3)
+    with pytest.raises(ConfigError, match="learning_rate must be >= 0"):
+        SteppingConfig(learning_rate=-0.1)
 
 
 def test_the_network_method_runs_a_deeper_grid():
