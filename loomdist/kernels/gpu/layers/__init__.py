@@ -5,12 +5,13 @@ A GPU layer module mirrors its CPU twin in loomdist/layers/ on device arrays:
     forward(stream, spec, params: dict[str, GpuArray], x: GpuArray) -> (y: GpuArray, cache)
     backward(stream, spec, params, cache, dy: GpuArray[, need_dx=True]) -> (dx, grads: dict)
 
-x and y are (batch, features); grads are fresh arrays (the caller accumulates). A module whose
-backward takes `need_dx` skips the work of dx when it is False (nobody reads it: the first
-layer of a training step or of a pipeline's first stage) and returns None for it;
-`backward` below asks that of the modules that can and drops the dx of the others. Everything is
-recorded on `stream`; nothing is read back. A module may define `check(spec, where)` to reject
-specs it cannot run (parallel checks its branches through this registry).
+x and y are (batch, features); grads are fresh arrays (the caller accumulates). A module
+that sets `SKIPS_DX = True` takes `need_dx` in backward, skips the work of dx when it is
+False (nobody reads it: the first layer of a training step or of a pipeline's first stage)
+and returns None for it; `backward` below asks that of those modules and drops the dx of
+the others. Everything is recorded on `stream`; nothing is read back. A module may define
+`check(spec, where)` to reject specs it cannot run (parallel checks its branches through
+this registry).
 
 Modules are found by file name, so adding a kind is adding `<kind>.py` here; `supported()`
 lists the kinds present.
@@ -19,8 +20,7 @@ lists the kinds present.
 from __future__ import annotations
 
 import importlib
-import inspect
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
@@ -59,10 +59,9 @@ def backward(s, spec, params: dict, cache, dy, need_dx: bool = True) -> tuple:
     return None, module.backward(s, spec, params, cache, dy)[1]
 
 
-@cache
 def skips_dx(module: ModuleType) -> bool:
-    """True when `module`'s backward takes need_dx (and so can skip dL/dx)."""
-    return "need_dx" in inspect.signature(module.backward).parameters
+    """True when `module` declares SKIPS_DX: its backward takes need_dx and skips dL/dx."""
+    return bool(getattr(module, "SKIPS_DX", False))
 
 
 def check(spec, where: str = "layer") -> ModuleType:

@@ -13,6 +13,8 @@ from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 
+SKIPS_DX = True  # backward(..., need_dx=False) skips dL/dx (layers.backward)
+
 SHADER = "conv2d"
 WHERE = "conv2d gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in conv2d.wgsl

@@ -6,6 +6,8 @@ from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 
+SKIPS_DX = True  # backward(..., need_dx=False) skips dL/dx (layers.backward)
+
 
 def forward(s: Stream, spec, params: dict, x: GpuArray):
     """x: (batch, in) -> y: (batch, out); cache (x, z, y)."""

@@ -20,6 +20,8 @@ from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers.multi_head_attention import ROPE_THETA, WEIGHT_KEYS
 
+SKIPS_DX = True  # backward(..., need_dx=False) skips dL/dx (layers.backward)
+
 SHADER = "multi_head_attention"
 WHERE = "multi_head_attention gpu"  # names this layer in buffer-limit errors
 WG = 64  # @workgroup_size of every entry point in multi_head_attention.wgsl

@@ -13,6 +13,8 @@ from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers.parallel import _scatter_order, branch_key, branch_params
 
+SKIPS_DX = True  # backward(..., need_dx=False) skips dL/dx (layers.backward)
+
 
 def check(spec, where: str = "parallel") -> None:
     """Every branch (recursively) must have a GPU module."""
