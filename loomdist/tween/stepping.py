@@ -4,7 +4,8 @@ Each step presents the data loader's sample, runs **one** tick (`StepState.step_
 takes LOOM's MSE against the *current* target (no delay for the L - 1 ticks the output lags
 behind the input, as in LOOM), backpropagates with `step_backward` (LOOM's gradient
 attention on by default, `grad_scaling`), and every `grad_accum_steps` steps clips and
-applies the optimizer. Losses are averaged per `log_every` steps.
+applies the optimizer, which is set on the network as LOOM's SetOptimizer does (the update is
+`Network.apply_gradients`). Losses are averaged per `log_every` steps.
 
 Differences from LOOM (docs/differences.md, step mode): gradients are summed over the
 `grad_accum_steps` steps of one update (LOOM's StepBackward overwrites them, so only the last
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..losses import loss_and_grad, target_like
-from ..optim import OptimConfig, Optimizer, Schedule, clip_global_norm
+from ..optim import OptimConfig, Schedule, clip_global_norm
 from .step import StepState
 
 OPTIMIZERS = ("sgd", "sgd_momentum", "adamw", "rmsprop")
@@ -125,7 +126,8 @@ def train_with_stepping(net, config: SteppingConfig | None, data_loader,
         raise DataError("train_with_stepping: data_loader returned no data for step 0; it "
                         "must return (input, target, True) for step 0")
     state = StepState(net, cfg.loom_residuals, input_size=int(np.size(x0)))
-    opt, sched = Optimizer(cfg.optim_config()), cfg.schedule()
+    net.set_optimizer(cfg.optim_config())  # LOOM's SetOptimizer: the net keeps it
+    sched = cfg.schedule()
     accum, log_every = cfg.grad_accum_steps or 1, cfg.log_every or 100
     count, summed, losses, lrs = 0, 0.0, [], []
     net.zero_grad()
@@ -142,7 +144,9 @@ def train_with_stepping(net, config: SteppingConfig | None, data_loader,
         summed += _tick(state, x, target, cfg.grad_scaling)
         count += 1
         if count >= accum:
-            _apply(net, opt, lr, cfg.grad_clip_value)
+            if cfg.grad_clip_value > 0:
+                clip_global_norm([g for _, g in net.gradients()], cfg.grad_clip_value)
+            net.apply_gradients(lr)  # the optimizer's step, then the gradients are zeroed
             count = 0
         if (step + 1) % log_every == 0:
             losses.append(summed / log_every)
@@ -166,11 +170,3 @@ def _tick(state: StepState, x, target, grad_scaling: bool) -> float:
     loss, dy = loss_and_grad("mse", out, target_like(target, out.shape, "train_with_stepping"))
     state.step_backward(dy, grad_scaling=grad_scaling)
     return float(loss)
-
-
-def _apply(net, opt: Optimizer, lr: float, clip: float) -> None:
-    """Optional global-norm clip, one optimizer step on every parameter, gradients zeroed."""
-    if clip > 0:
-        clip_global_norm([g for _, g in net.gradients()], clip)
-    opt.step(net.parameters(), net.gradients(), lr)
-    net.zero_grad()
