@@ -5,6 +5,7 @@ from .errors import (
                      ConfigError,
                      DataError,
                      LoomdistError,
+                     LoomFallbackWarning,
                      ModelFormatError,
                      ShapeError,
                      UnsupportedLayerError,
@@ -29,5 +30,5 @@ __all__ = [
     "load_bundle_from_string", "save_bundle", "bundle_to_string",
     "Trainer", "TrainingConfig", "TrainingResult",
     "LoomdistError", "ShapeError", "ConfigError", "ModelFormatError", "DataError",
-    "UnsupportedLayerError", "CellFailedError", "__version__",
+    "UnsupportedLayerError", "CellFailedError", "LoomFallbackWarning", "__version__",
 ]

@@ -33,7 +33,12 @@ class CellFailedError(LoomdistError, RuntimeError):
         super().__init__(f"cell ({row}, {col}) failed at step {step}: {cause}")
 
 
+class LoomFallbackWarning(UserWarning):
+    """A layer config does not fit its input and loomdist computes what LOOM silently falls
+    back to (a masked softmax whose mask has the wrong length runs as a plain softmax, ...)."""
+
+
 __all__ = [
     "LoomdistError", "ShapeError", "ConfigError", "ModelFormatError", "DataError",
-    "UnsupportedLayerError", "CellFailedError",
+    "UnsupportedLayerError", "CellFailedError", "LoomFallbackWarning",
 ]

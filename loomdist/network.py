@@ -21,7 +21,7 @@ import numpy as np
 from .errors import ConfigError, ShapeError
 from .introspect import Introspectable
 from .layers import module_of
-from .layers._common import as_rng, positive_int
+from .layers._common import as_rng, positive_int, whole_buffer
 from .network_optim import OptimizerAPI
 
 
@@ -163,6 +163,7 @@ class Network(Introspectable, OptimizerAPI):
             if slot is not None:
                 slot.params = {k: v.astype(dtype) for k, v in slot.params.items()}
                 slot.grads = {}
+        self._dtype = np.dtype(dtype)  # for networks without parameters (softmax alone)
         return self
 
     @property
@@ -171,7 +172,7 @@ class Network(Introspectable, OptimizerAPI):
             return np.dtype(np.float32)
         for _, arr in self.parameters():
             return arr.dtype
-        return np.dtype(np.float32)
+        return getattr(self, "_dtype", np.dtype(np.float32))
 
     def _slot(self, rcl) -> Layer:
         slot = self.layers[self.index(*rcl)]
@@ -192,7 +193,11 @@ class Network(Introspectable, OptimizerAPI):
 
         Args:
             x: LOOM's flat layout, 1-D of length batch_size * features, or a batched array
-               (batch, features) of any batch.
+               (batch, features) of any batch. The flat layout runs as LOOM's ForwardCPU:
+               MHA and Softmax layers see the whole buffer as one sample (one sequence, one
+               distribution), the other kinds batch_size samples. A batched array is one
+               sample per row for every kind (training, evaluation and pipelines use that).
+               The two agree at batch_size 1 (docs/differences.md, "MHA batch").
         Returns:
             The output in the same form as `x` (flat, or (batch, out_features)).
         Raises:
@@ -200,13 +205,18 @@ class Network(Introspectable, OptimizerAPI):
         """
         from .engine import walk_forward
         flat = np.ndim(x) == 1
+        batch = self.as_batch(x)
+        # LOOM's flat buffer: MHA and Softmax see it whole (layers._common.whole_buffer)
+        with whole_buffer(flat and batch.shape[0] > 1):
+            if self.runner is not None:
+                y = self.runner.forward(batch)
+            else:
+                walk = walk_forward(self.layers, batch, where=self._where)
         if self.runner is not None:
-            y = self.runner.forward(self._as_batch(x))
             if self._observers:  # one extra readback, only when someone listens
                 from .tween.events import fire_forward
                 fire_forward(self, self.runner.activations()[1:])
             return y.reshape(-1) if flat else y
-        walk = walk_forward(self.layers, self._as_batch(x), where=self._where)
         self._tape, self._activations = walk, walk.tensors[1:]
         if self._observers:
             from .tween.events import fire_forward
@@ -297,7 +307,9 @@ class Network(Introspectable, OptimizerAPI):
             return None, None
         return slot.module.loom_gradients(slot.spec, slot.grads)
 
-    def _as_batch(self, x) -> np.ndarray:
+    def as_batch(self, x) -> np.ndarray:
+        """x as a (batch, features) array of this network's dtype: a 2-D array as it is,
+        LOOM's flat layout cut into batch_size samples. ShapeError when it does not fit."""
         arr = np.asarray(x)
         if arr.dtype.kind not in "fiu":
             raise ShapeError(f"Network.forward: input dtype {arr.dtype} is not numeric; "

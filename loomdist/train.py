@@ -19,29 +19,41 @@ from .optim import Optimizer, clip_global_norm
 from .train_config import TrainingConfig, TrainingResult
 
 
-def fused_softmax(net, cfg: TrainingConfig):
-    """(temperature, cols) when the last layer is a softmax the CE loss can fuse with."""
+def fused_softmax(net, cfg: TrainingConfig, n: int | None = None):
+    """(temperature, cols) when the last layer is a softmax the CE loss can fuse with, for n
+    logits per sample (None: what the network's declared input size leads to; unknown
+    sizes fuse nothing)."""
     last = net.layers[-1]
     if not (cfg.fuse_softmax_ce and cfg.loss_type == "cross_entropy" and last is not None):
         return None
     hook = getattr(last.module, "ce_fusion", None)
-    return hook(last.spec) if hook else None
+    n = _last_input_features(net) if n is None else n
+    return hook(last.spec, n) if hook and n else None
+
+
+def _last_input_features(net) -> int | None:
+    """Per-sample input size of the last layer, from the network's declared input."""
+    n = net.in_features() or (net.input_size // net.batch_size if net.input_size else None)
+    if n is None or any(slot is None for slot in net.layers):
+        return None
+    for i, slot in enumerate(net.layers[:-1]):
+        n = slot.spec.out_features(n, net._where(i, slot))
+    return n
 
 
 def train_step(net, opt: Optimizer, cfg: TrainingConfig, x, target, lr: float):
     """One update on one mini-batch. Returns (loss, gradient norm before clipping)."""
     if getattr(net, "runner", None) is not None:  # wgpu: one submit, one readback per step
         return net.runner.train_step(opt, cfg, x, target, lr)
-    out = net.forward(x)
-    fused = fused_softmax(net, cfg)
+    out = net.forward(net.as_batch(x))  # training is per sample, also on LOOM's flat layout
+    logits = net.layer_input(len(net.layers) - 1)
+    fused = fused_softmax(net, cfg, logits.shape[-1])
     net.zero_grad()
     if fused is not None:
-        logits = net.layer_input(len(net.layers) - 1)
         t, cols = fused
         loss, _, dz = fused_softmax_ce(logits, target_like(target, logits.shape), t,
                                        cols or logits.shape[-1])
-        net.backward(dz.reshape(np.shape(out)) if np.ndim(out) == 1 else dz, skip_last=True,
-                     input_grad=False)
+        net.backward(dz, skip_last=True, input_grad=False)
     else:
         loss, dy = loss_and_grad(cfg.loss_type, out, target_like(target, out.shape))
         net.backward(dy, input_grad=False)

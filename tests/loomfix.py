@@ -50,3 +50,27 @@ def fixture_layer(module, name: str):
     shapes = module.param_shapes(spec)
     params = {k: f32(weights[0][k]).reshape(shapes[k]) for k in module.WEIGHT_KEYS}
     return cfgs[0], spec, params, data
+
+
+# LOOM's BackwardCPU is a true gradient for these kinds only (loom-layers.md; the fixtures'
+# README): Dense, Conv2D, and softmax variants whose backward formula (the plain softmax JVP,
+# per row for grid, without a 1/T factor) is their Jacobian; Parallel built from them.
+_EXACT_SOFTMAX = ("standard", "temperature", "masked", "grid")
+
+
+def exact_gradients(name: str) -> bool:
+    """Whether LOOM's recorded gradients of fixture `name` are true gradients."""
+    cfgs, _, _ = load(name)
+    todo = list(cfgs)
+    while todo:
+        c = todo.pop()
+        kind = c["type"]
+        if kind == "parallel":
+            todo += c.get("branches") or []
+        elif kind == "softmax":
+            if (c.get("softmax_variant") or "standard") not in _EXACT_SOFTMAX \
+                    or c.get("temperature", 1) not in (0, 1):
+                return False
+        elif kind not in ("dense", "conv2d"):
+            return False
+    return True

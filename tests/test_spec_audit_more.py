@@ -1,5 +1,5 @@
 """Spec audit, continued: the loader's tolerance, DeviationMetrics edges, step mode,
-sparsemax edges, the batch > 1 behaviour docs/differences.md keeps, and Parallel branches of
+sparsemax edges, LOOM's flat buffer at batch > 1, and Parallel branches of
 the stateless kinds (see test_spec_audit.py for the method).
 """
 
@@ -132,25 +132,61 @@ def test_sparsemax_edge_cases():
     close(y, [1 / 3, 1 / 3, 1 / 3, 0], atol=1e-6)
 
 
-# ------------------------------------------- batch > 1: deviations docs/differences.md keeps
-def test_mha_batch_runs_each_sample_as_its_own_sequence():
-    """docs/differences.md 'MHA batch' (issue 2's deliberate exception, LOOM's README form
-    [batch][seq][d_model]): at batch 2 each sample is one sequence; LOOM would run the whole
-    flat input as one. At batch 1 the two agree (the test above)."""
+# ------------------------------------------------ batch > 1: LOOM's flat buffer
+def test_mha_on_the_flat_layout_is_one_sequence():
+    """loom-layers.md "MHA": batch is ignored, seqLen = len(input) / d_model, the whole input
+    is one causal sequence. A batched array runs one sequence per sample instead
+    (docs/differences.md, "MHA batch")."""
     d, seq = 4, 3
     cfg, w = mha_layer(d, 2, seq)
     x = rand(2 * seq * d)
-    y, _ = run(bundle([cfg], [w], batch=2), x)
+    y, net = run(bundle([cfg], [w], batch=2), x)
+    close(y, ref_mha(x, w, d, 2))
     half = seq * d
-    close(y, np.concatenate([ref_mha(x[:half], w, d, 2), ref_mha(x[half:], w, d, 2)]))
+    per_sample = net.forward(x.reshape(2, half))
+    close(per_sample, np.concatenate([ref_mha(x[:half], w, d, 2),
+                                      ref_mha(x[half:], w, d, 2)]))
 
 
-def test_softmax_batch_is_per_sample():
-    """docs/differences.md 'Softmax batch': at batch 2 each sample's logits are normalised
-    alone (LOOM normalises the whole flat buffer)."""
+def test_softmax_on_the_flat_layout_normalises_the_whole_buffer():
+    """loom-layers.md "Softmax": the plain JVP 'over the whole vector'; the forward sees the
+    flat buffer of every sample. A batched array is one distribution per row."""
     x = rand(2 * 5)
-    y, _ = run(bundle([softmax_cfg("standard", temperature=1)], [{}], batch=2), x)
-    close(y, np.concatenate([softmax(x[:5]), softmax(x[5:])]), atol=1e-6)
+    y, net = run(bundle([softmax_cfg("standard", temperature=1)], [{}], batch=2), x)
+    close(y, softmax(x), atol=1e-6)
+    close(net.forward(x.reshape(2, 5)), np.concatenate([softmax(x[:5]), softmax(x[5:])]),
+          atol=1e-6)
+
+
+def test_flat_layout_through_dense_mha_softmax_and_a_parallel_branch():
+    """Dense and LayerNorm cut the buffer into batch_size samples, MHA and Softmax do not,
+    also inside a Parallel branch; backward is the true gradient of that forward."""
+    batch, d, seq = 3, 4, 2
+    feat = d * seq
+    dn_cfg, dn_w = dense_layer(feat, feat, "tanh")
+    mh_cfg, mh_w = mha_layer(d, 2, seq)
+    par = {"type": "parallel", "activation": "relu", "combine_mode": "add",
+           "branches": [softmax_cfg("temperature", temperature=0.5),
+                        dense_layer(feat, feat, "sigmoid")[0]]}
+    br_w = dense_layer(feat, feat, "sigmoid")[1]
+    par_w = {"branch_weights": [{}, br_w]}
+    text = bundle([dn_cfg, mh_cfg, par], [dn_w, mh_w, par_w], batch=batch)
+    x = rand(batch * feat)
+    y, net = run(text, x)
+    h = ref_dense(x, dn_w["kernel"], dn_w["biases"], feat, feat, batch, "tanh")
+    h = ref_mha(h, mh_w, d, 2)  # the whole buffer: one sequence of batch * seq positions
+    want = softmax(h, 0.5) + ref_dense(h, br_w["kernel"], br_w["biases"], feat, feat, batch,
+                                       "sigmoid")
+    close(y, want)
+    g = rand(y.size)
+    dx = net.backward(g)
+    eps, i = 1e-2, 5
+    net64 = loomdist.load_model_from_string(text, "m").astype(np.float64)
+    xp, xm = x.astype(np.float64), x.astype(np.float64)
+    xp[i] += eps
+    xm[i] -= eps
+    fd = (g @ net64.forward(xp) - g @ net64.forward(xm)) / (2 * eps)
+    assert dx[i] == pytest.approx(fd, rel=1e-3, abs=1e-5)
 
 
 def test_parallel_branches_of_every_stateless_kind():

@@ -240,7 +240,7 @@ def test_a_target_of_the_wrong_size_is_a_shape_error():
     net = loomdist.Network(0, 1, 1, 1, batch_size=2)
     net.set_layer(0, 0, 0, dense.Spec(3, 2, "tanh"), rng=0)
     with pytest.raises(ShapeError, match=r"train: the target has 5 values, the network's "
-                                         r"output has 4; pass one target value"):
+                                         r"output has 4 \(2 x 2\); pass one target value"):
         net.train([(np.zeros(6, np.float32), np.zeros(5, np.float32))], TrainingConfig())
 
 

@@ -3,6 +3,9 @@ plumbing."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 
 from ..errors import ConfigError, ShapeError
@@ -62,3 +65,27 @@ def sum_in_order(arrays) -> np.ndarray:
     for a in arrays[1:]:
         total += a
     return total
+
+
+# LOOM's ForwardCPU hands every layer the whole flat buffer. Dense, Conv2D, the norms, RNN
+# and LSTM cut it into batch_size samples, but MHA and Softmax do not: MHA reads
+# len(input) / d_model positions as one sequence and Softmax normalises the whole buffer.
+# Network.forward on LOOM's flat layout turns this on, so those two kinds see (1, B*F);
+# batched arrays, training and pipelines keep one sample per row.
+_WHOLE_BUFFER = contextvars.ContextVar("loomdist_whole_buffer", default=False)
+
+
+@contextlib.contextmanager
+def whole_buffer(on: bool = True):
+    """Within this block, layers that ignore LOOM's batch (see buffer_rows) see one sample."""
+    token = _WHOLE_BUFFER.set(bool(on))
+    try:
+        yield
+    finally:
+        _WHOLE_BUFFER.reset(token)
+
+
+def buffer_rows(x) -> int:
+    """How many samples a batch-blind layer (MHA, Softmax) cuts x (batch, features) into:
+    1 inside whole_buffer() (LOOM's ForwardCPU on a flat buffer), else its batch."""
+    return 1 if _WHOLE_BUFFER.get() else x.shape[0]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import warnings
 
 import numpy as np
 
 from ..activations import check_activation
-from ..errors import ConfigError, ShapeError
+from ..errors import ConfigError, LoomFallbackWarning, ShapeError
 
 VARIANTS = ("standard", "grid", "hierarchical", "temperature", "gumbel", "masked", "sparse",
             "entmax", "adaptive", "mixture")
@@ -37,6 +40,8 @@ def check_spec(spec) -> None:
     _set(spec, "mixture_weights", tuple(_f32(_number(w, where, "mixture weight"))
                                         for w in spec.mixture_weights))
     _set(spec, "adaptive_clusters", tuple(tuple(c) for c in spec.adaptive_clusters))
+    if not isinstance(spec.extended, bool):
+        raise ConfigError(f"{where}: extended must be True or False (got {spec.extended!r})")
     CHECKS.get(variant, lambda s, w: None)(spec, where)
 
 
@@ -104,16 +109,14 @@ CHECKS = {"grid": _grid, "hierarchical": _levels, "masked": _mask,
 
 
 def out_features_of(spec, n: int, where: str) -> int:
-    """Output features per sample for n input features; ShapeError when they do not fit."""
+    """Output features per sample for n input features; ShapeError when they do not fit
+    (configs LOOM falls back from, runs_as, fit any n)."""
     v = spec.variant
-    if v == "grid" and spec.rows * spec.cols != n:
+    if v == "grid" and spec.rows * spec.cols > n:
         _shape(where, f"grid rows x cols = {spec.rows}x{spec.cols} = {spec.rows * spec.cols}",
-               n, "set rows*cols to the input size")
-    if v == "hierarchical" and math.prod(spec.levels) != n:
-        _shape(where, f"hierarchy levels {list(spec.levels)} multiply to "
-                      f"{math.prod(spec.levels)}", n, "make their product the input size")
-    if v == "masked" and len(spec.mask) != n:
-        _shape(where, f"mask length {len(spec.mask)}", n, "pass one mask entry per feature")
+               n, "set rows*cols to at most the input size")
+    if not spec.extended:
+        return n
     if v == "adaptive" and spec.adaptive_clusters:
         top = max(max(c) for c in spec.adaptive_clusters)
         if top >= n:
@@ -124,6 +127,46 @@ def out_features_of(spec, n: int, where: str) -> int:
             _shape(where, f"{m} mixture components", n, "use an input size divisible by them")
         return n // m
     return n
+
+
+def runs_as(spec, n: int) -> tuple:
+    """What LOOM's forward computes for `spec` on n logits: (the spec to run, how many
+    leading logits it covers). LOOM falls back silently where a config does not fit; so does
+    loomdist, with a LoomFallbackWarning (once per spec and size):
+
+    - adaptive and mixture (unless `extended`): plain softmax, temperature ignored;
+    - masked with len(mask) != n, hierarchical whose levels do not multiply to n: plain
+      softmax(x / T);
+    - grid with rows*cols < n: the grid over the first rows*cols logits, the rest stay 0.
+    """
+    return _runs_as(spec, int(n))
+
+
+@functools.lru_cache(maxsize=1024)
+def _runs_as(spec, n: int) -> tuple:
+    v = spec.variant
+    if v in ("adaptive", "mixture") and not spec.extended:
+        return dataclasses.replace(spec, variant="standard", temperature=1.0), n
+    if v == "masked" and len(spec.mask) != n:
+        _fallback(spec, f"its mask has {len(spec.mask)} entries for {n} logits",
+                  "a plain softmax of all of them")
+        return dataclasses.replace(spec, variant="standard"), n
+    if v == "hierarchical" and math.prod(spec.levels) != n:
+        _fallback(spec, f"its levels {list(spec.levels)} multiply to "
+                        f"{math.prod(spec.levels)}, not {n} logits", "a plain softmax")
+        return dataclasses.replace(spec, variant="standard"), n
+    if v == "grid" and spec.rows * spec.cols < n:
+        m = spec.rows * spec.cols
+        _fallback(spec, f"its {spec.rows}x{spec.cols} grid covers {m} of {n} logits",
+                  f"the grid over the first {m} and zeros after them")
+        return spec, m
+    return spec, n
+
+
+def _fallback(spec, what: str, runs: str) -> None:
+    warnings.warn(f"softmax({spec.variant!r}): {what}; like LOOM, loomdist computes {runs} "
+                  f"(fix the layer's config if that is not what you meant)",
+                  LoomFallbackWarning, stacklevel=4)
 
 
 def _shape(where, what, n, fix):

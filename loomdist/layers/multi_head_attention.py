@@ -9,7 +9,7 @@ import numpy as np
 from ..activations import check_activation
 from ..errors import ConfigError, ShapeError
 from ..kernels.cpu import attention as ka
-from ._common import concat_rows, positive_int, xavier
+from ._common import buffer_rows, concat_rows, positive_int, xavier
 
 TYPE = "multi_head_attention"
 WEIGHT_KEYS = ("q_weights", "k_weights", "v_weights", "output_weight", "q_bias", "k_bias",
@@ -28,9 +28,10 @@ _BIASES = _IN_BIAS + ("output_bias",)
 class Spec:
     """Causal self-attention over sequences of `d_model` features split into `num_heads` heads.
 
-    Each sample is its own sequence of in_features // d_model positions (LOOM instead treats
-    the whole batch as one sequence; identical at batch 1). seq_length is informational
-    (kept for LOOM's config, 0 = infer); activation is kept for the config and never applied.
+    Each sample is its own sequence of in_features // d_model positions; on LOOM's flat
+    layout (layers._common.whole_buffer) the whole buffer is one sequence, as in LOOM.
+    seq_length is informational (kept for LOOM's config, 0 = infer); activation is kept for
+    the config and never applied.
     """
 
     d_model: int
@@ -96,7 +97,8 @@ def _p(params: dict, key: str, dtype) -> np.ndarray:
 def forward(spec: Spec, params: dict, x: np.ndarray):
     """x: (batch, seq*d_model) -> y of the same shape; no activation, no residual."""
     t, d, nh = x.dtype, spec.d_model, spec.num_heads
-    nb, seq = x.shape[0], x.shape[1] // d
+    nb = buffer_rows(x)
+    seq = x.size // (nb * d)
     x2 = np.ascontiguousarray(x).reshape(nb * seq, d)  # (rows, d)
     w_in = np.concatenate([_p(params, k, t) for k in _IN], axis=1)  # (d, 3d)
     cos, sin = ka.rope_tables(seq, spec.head_dim, t, ROPE_THETA)

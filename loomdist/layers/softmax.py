@@ -1,9 +1,10 @@
 """Softmax as a first-class layer: LOOM's 10 variants, each with its true Jacobian.
 
-Every variant works per sample on x (batch, n) (LOOM applies it to the whole flat buffer;
-identical at batch 1). LOOM's forward is reproduced for the variants LOOM implements;
-`adaptive` and `mixture` (plain softmax in LOOM) get the meaning documented in
-docs/differences.md and reduce to LOOM's output when their fields are empty.
+Every variant works per sample on x (batch, n), except on LOOM's flat layout
+(layers._common.whole_buffer), where the whole buffer is one sample as in LOOM. The forward
+is LOOM's, fallbacks included (_softmax_spec.runs_as): `adaptive` and `mixture` are plain
+softmax there, as in LOOM; `extended=True` gives them the meaning documented in
+docs/differences.md (loomdist's init_adaptive_softmax_layer / init_mixture_softmax_layer).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import _softmax_math as sm
-from ._softmax_spec import VARIANTS, check_spec, out_features_of
+from ._common import buffer_rows
+from ._softmax_spec import VARIANTS, check_spec, out_features_of, runs_as
 
 TYPE = "softmax"
 WEIGHT_KEYS = ()
@@ -29,6 +31,9 @@ class Spec:
 
     noise_seed: gumbel only. None draws fresh noise from `gumbel_rng` each forward; an int
         fixes the noise (the same every call), for reproducible runs. Not saved to files.
+    extended: adaptive and mixture only. False (LOOM's files): plain softmax, as LOOM
+        computes them. True: loomdist's two-level adaptive softmax and mixture of softmaxes
+        (docs/differences.md); saved as "loomdist_extended", a key LOOM ignores.
     """
 
     variant: str = "standard"
@@ -43,6 +48,7 @@ class Spec:
     mixture_weights: tuple = ()
     activation: str = "relu"
     noise_seed: int | None = None
+    extended: bool = False
     kind = TYPE
 
     def __post_init__(self):
@@ -71,22 +77,41 @@ def init(spec: Spec, rng) -> dict:
 
 def forward(spec: Spec, params: dict, x: np.ndarray):
     """x: (batch, n) logits -> probabilities (batch, out_features)."""
-    return sm.FORWARD[spec.variant](spec, x)
+    rows = buffer_rows(x)
+    xs = x.reshape(rows, -1)
+    run, m = runs_as(spec, xs.shape[1])
+    if m == xs.shape[1]:
+        y, inner = sm.FORWARD[run.variant](run, xs)
+    else:  # a grid covering the first m logits: LOOM leaves the rest 0
+        part, inner = sm.FORWARD[run.variant](run, np.ascontiguousarray(xs[:, :m]))
+        y = np.zeros(xs.shape, part.dtype)
+        y[:, :m] = part
+    return y.reshape(x.shape[0], -1), (run, m, xs.shape, inner)
 
 
 def backward(spec: Spec, params: dict, cache, dy: np.ndarray):
     """True Jacobian-vector product of the variant's forward; no parameters."""
-    return sm.BACKWARD[spec.variant](spec, cache, dy), {}
+    run, m, shape, inner = cache
+    g = dy.reshape(shape[0], -1)
+    if m == shape[1]:
+        dx = sm.BACKWARD[run.variant](run, inner, g)
+    else:
+        dx = np.zeros(shape, dy.dtype)
+        dx[:, :m] = sm.BACKWARD[run.variant](run, inner, np.ascontiguousarray(g[:, :m]))
+    return dx.reshape(dy.shape[0], -1), {}
 
 
 def to_config(spec: Spec, branch: bool = False) -> dict:
-    return {"type": TYPE, "activation": spec.activation, "softmax_variant": spec.variant,
-            "softmax_rows": spec.rows, "softmax_cols": spec.cols,
-            "temperature": float(spec.temperature), "gumbel_noise": bool(spec.gumbel_noise),
-            "mask": list(spec.mask), "hierarchy_levels": list(spec.levels),
-            "adaptive_clusters": [list(c) for c in spec.adaptive_clusters],
-            "mixture_weights": [float(w) for w in spec.mixture_weights],
-            "entmax_alpha": float(spec.entmax_alpha)}
+    cfg = {"type": TYPE, "activation": spec.activation, "softmax_variant": spec.variant,
+           "softmax_rows": spec.rows, "softmax_cols": spec.cols,
+           "temperature": float(spec.temperature), "gumbel_noise": bool(spec.gumbel_noise),
+           "mask": list(spec.mask), "hierarchy_levels": list(spec.levels),
+           "adaptive_clusters": [list(c) for c in spec.adaptive_clusters],
+           "mixture_weights": [float(w) for w in spec.mixture_weights],
+           "entmax_alpha": float(spec.entmax_alpha)}
+    if spec.extended:  # only then: LOOM's own files round-trip byte for byte
+        cfg["loomdist_extended"] = True
+    return cfg
 
 
 def from_config(cfg) -> Spec:
@@ -97,7 +122,7 @@ def from_config(cfg) -> Spec:
                 gumbel_noise=bool(cfg["gumbel_noise"]), entmax_alpha=_f32(cfg["entmax_alpha"]),
                 adaptive_clusters=tuple(tuple(c) for c in cfg.get("adaptive_clusters") or ()),
                 mixture_weights=tuple(_f32(w) for w in cfg.get("mixture_weights") or ()),
-                activation=cfg["activation"])
+                activation=cfg["activation"], extended=cfg.get("loomdist_extended", False))
 
 
 def _f32(v) -> float:
@@ -106,12 +131,14 @@ def _f32(v) -> float:
     return float(np.float32(v))
 
 
-def ce_fusion(spec: Spec):
+def ce_fusion(spec: Spec, n: int):
     """(temperature, group size or None) when cross-entropy can be taken straight from this
-    layer's logits (standard, temperature, grid), else None."""
-    if spec.variant not in ("standard", "temperature", "grid"):
+    layer's n logits per sample (what runs is standard or a grid covering all n), else
+    None."""
+    run, m = runs_as(spec, n)
+    if run.variant not in ("standard", "temperature", "grid") or m != n:
         return None
-    return spec.effective_temperature, (spec.cols if spec.variant == "grid" else None)
+    return run.effective_temperature, (run.cols if run.variant == "grid" else None)
 
 
 def loom_gradients(spec: Spec, grads: dict):
@@ -160,13 +187,18 @@ def init_entmax_layer(alpha: float) -> Spec:
 
 
 def init_adaptive_softmax_layer(clusters: list, temperature: float = 1.0) -> Spec:
-    """Adaptive softmax: p(i) = P(cluster) * P(i | cluster); `clusters` are index lists."""
-    return Spec("adaptive", temperature, adaptive_clusters=tuple(tuple(c) for c in clusters))
+    """Adaptive softmax (loomdist's, extended=True): p(i) = P(cluster) * P(i | cluster);
+    `clusters` are index lists. LOOM has no such init function and computes a plain softmax
+    for the variant."""
+    return Spec("adaptive", temperature, adaptive_clusters=tuple(tuple(c) for c in clusters),
+                extended=True)
 
 
 def init_mixture_softmax_layer(weights: list) -> Spec:
-    """Mixture softmax: sum_m w_m softmax(chunk_m) over M equal chunks of the input."""
-    return Spec("mixture", 1.0, mixture_weights=tuple(float(w) for w in weights))
+    """Mixture softmax (loomdist's, extended=True): sum_m w_m softmax(chunk_m) over M equal
+    chunks of the input. LOOM has no such init function and computes a plain softmax."""
+    return Spec("mixture", 1.0, mixture_weights=tuple(float(w) for w in weights),
+                extended=True)
 
 
 INIT_FUNCTIONS = {

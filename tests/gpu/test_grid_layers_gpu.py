@@ -32,7 +32,7 @@ def _network(backend: str, softmax) -> Network:
 @pytest.mark.parametrize("softmax,loss", [
     (L["softmax"]("grid", rows=2, cols=3), "cross_entropy"),  # fused softmax + CE
     (L["softmax"]("entmax", entmax_alpha=1.5), "mse"),
-    (L["softmax"]("adaptive", 0.8, adaptive_clusters=((0, 3), (1, 2, 5))), "mse"),
+    (L["softmax"]("adaptive", 0.8, adaptive_clusters=((0, 3), (1, 2, 5)), extended=True), "mse"),
 ], ids=["grid_ce", "entmax_mse", "adaptive_mse"])
 def test_training_steps_match_cpu(softmax, loss):
     cfg = TrainingConfig(optimizer="adam", loss_type=loss)

@@ -104,6 +104,31 @@ def test_flat_loom_input_and_backward_accumulate_like_cpu():
                                rtol=RTOL, atol=ATOL)
 
 
+def _whole_buffer_net(backend: str) -> Network:
+    from loomdist.layers import LAYERS
+    mha, sm = LAYERS["multi_head_attention"].Spec, LAYERS["softmax"].Spec
+    net = Network(0, 1, 1, 3, batch_size=3, backend=backend)
+    for i, spec in enumerate([D(6, 8, "tanh"), mha(4, 2), sm("temperature", 0.6)]):
+        net.set_layer(0, 0, i, spec, rng=i)
+    return net
+
+
+def test_flat_input_runs_mha_and_softmax_on_the_whole_buffer_like_cpu():
+    """LOOM's flat layout: MHA sees one sequence, Softmax one distribution (whole_buffer)."""
+    cpu, gpu = _whole_buffer_net("cpu"), _whole_buffer_net("gpu")
+    x = np.random.default_rng(5).standard_normal(18).astype(np.float32)
+    dy = np.random.default_rng(6).standard_normal(24).astype(np.float32)
+    outs = [(n.forward(x), n.backward(dy)) for n in (cpu, gpu)]
+    assert abs(outs[0][0].sum() - 1) < 1e-5  # one distribution over all three samples
+    for want, got in zip(*outs):
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    gc, gg = dict(cpu.gradients()), dict(gpu.gradients())
+    for k in gc:
+        np.testing.assert_allclose(gg[k], gc[k], rtol=RTOL, atol=ATOL, err_msg=str(k))
+    per_sample = gpu.forward(x.reshape(3, 6))
+    np.testing.assert_allclose(per_sample.sum(axis=1), 1, rtol=1e-5)
+
+
 def test_to_cpu_hands_back_weights_and_optimizer_state():
     cfg = TrainingConfig(optimizer="adam")
     cpu, opt_cpu, _ = _train("cpu", cfg, steps=3)

@@ -14,6 +14,7 @@ from loomdist.kernels.gpu.layers import softmax as gpu_softmax  # noqa: E402
 from loomdist.kernels.gpu.stream import Stream  # noqa: E402
 from loomdist.layers import _softmax_math as sm  # noqa: E402
 from loomdist.layers import softmax  # noqa: E402
+from loomdist.layers._common import whole_buffer  # noqa: E402
 from tests.cases import Case  # noqa: E402
 from tests.gpu.test_parity import TOLERANCE  # noqa: E402
 from tests.gpu.test_parity import (  # noqa: E402
@@ -35,10 +36,11 @@ BIG = [
     Case("entmax_13", S("entmax", entmax_alpha=1.3), 5, 37),
     Case("entmax_1", S("entmax", entmax_alpha=1.0), 3, 9),
     Case("entmax_2", S("entmax", entmax_alpha=2.0), 3, 9),
-    Case("adaptive", S("adaptive", 1.4, adaptive_clusters=((0, 5, 9), (1, 2), (30, 36, 11))),
+    Case("adaptive", S("adaptive", 1.4, adaptive_clusters=((0, 5, 9), (1, 2), (30, 36, 11)),
+           extended=True),
          5, 37),
     Case("adaptive_plain", S("adaptive", 3.0), 3, 11),
-    Case("mixture", S("mixture", mixture_weights=(0.1, 0.6, 0.3)), 5, 39),
+    Case("mixture", S("mixture", mixture_weights=(0.1, 0.6, 0.3), extended=True), 5, 39),
     Case("mixture_plain", S("mixture", 2.0), 3, 13),
     # rows longer than a workgroup of 64: several elements per invocation, ragged tail
     Case("standard_long", S("temperature", 0.7), 3, 203),
@@ -76,10 +78,39 @@ def test_unseeded_gumbel_draws_from_the_cpu_generator():
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
 
 
-def test_mask_of_the_wrong_length_is_a_shape_error():
-    with pytest.raises(ShapeError, match="mask length 3 does not match the input"):
-        gpu_softmax.forward(Stream(), S("masked", mask=(True, False, True)), {},
+def test_grid_larger_than_the_input_is_a_shape_error():
+    with pytest.raises(ShapeError, match="grid rows x cols = 2x3 = 6 does not match"):
+        gpu_softmax.forward(Stream(), S("grid", rows=2, cols=3), {},
                             to_gpu(np.zeros((2, 5), np.float32)))
+
+
+@pytest.mark.filterwarnings("ignore::loomdist.LoomFallbackWarning")
+@pytest.mark.parametrize("case", [
+    Case("masked_wrong_length", S("masked", 0.6, mask=(True, False, True)), 3, 7),
+    Case("hierarchical_misfit", S("hierarchical", levels=(2, 2)), 3, 7),
+    Case("grid_prefix", S("grid", rows=2, cols=3), 3, 11),
+    Case("adaptive_loom", S("adaptive", 1.4, adaptive_clusters=((0, 5), (1, 2))), 3, 11),
+    Case("mixture_loom", S("mixture", 2.0, mixture_weights=(0.5, 0.5)), 3, 12),
+], ids=lambda c: c.name)
+def test_loom_fallbacks_match_cpu(case):
+    check_parity(case)
+
+
+def test_whole_buffer_matches_cpu():
+    x = np.random.default_rng(8).standard_normal((3, 7)).astype(np.float32)
+    g = np.random.default_rng(9).standard_normal((3, 7)).astype(np.float32)
+    spec = S("temperature", 0.8)
+    with whole_buffer():
+        s = Stream()
+        y, cache = gpu_softmax.forward(s, spec, {}, to_gpu(x))
+        dx, _ = gpu_softmax.backward(s, spec, {}, cache, to_gpu(g))
+        got_y, got_dx = s.read(y, dx)
+        want_y, c = softmax.forward(spec, {}, x)
+        want_dx, _ = softmax.backward(spec, {}, c, g)
+    assert got_y.shape == x.shape and abs(got_y.sum() - 1) < 1e-5
+    rtol, atol = TOLERANCE["softmax"]
+    np.testing.assert_allclose(got_y, want_y, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(got_dx, want_dx, rtol=rtol, atol=atol)
 
 
 def test_more_rows_than_one_dispatch_dimension_holds():

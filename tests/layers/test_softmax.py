@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import loomdist
 from loomdist import ConfigError, ShapeError
 from loomdist.layers import softmax as S
+from loomdist.layers._common import whole_buffer
+from loomdist.layers._softmax_spec import runs_as
 from loomdist.registry import call_layer_init
 
 X = np.array([[0.5, -1.0, 2.0, 0.0, 1.5, -0.5]], np.float32)
@@ -106,9 +110,7 @@ def test_bad_configs(kwargs, match):
 
 
 @pytest.mark.parametrize("spec, match", [
-    (S.init_grid_softmax_layer(2, 2), r"grid rows x cols = 2x2 = 4 does not match the input"),
-    (S.init_hierarchical_softmax_layer([2, 2]), "multiply to 4"),
-    (S.Spec("masked", mask=(True,) * 4), "mask length 4"),
+    (S.init_grid_softmax_layer(3, 3), r"grid rows x cols = 3x3 = 9 does not match the input"),
     (S.init_mixture_softmax_layer([1, 1, 1, 1]), "4 mixture components"),
     (S.init_adaptive_softmax_layer([[0, 9]]), "cluster index 9"),
 ])
@@ -117,6 +119,53 @@ def test_shape_mismatch_against_input(spec, match):
     net.set_layer(0, 0, 0, spec)
     with pytest.raises(ShapeError, match=match):
         net.forward(np.zeros(6, np.float32))
+
+
+def _plain(x, t=1.0):
+    e = np.exp((x - x.max()) / t)
+    return e / e.sum()
+
+
+@pytest.mark.parametrize("spec, expect, match", [
+    (S.Spec("masked", 0.5, mask=(True, False) * 2), lambda x: _plain(x, 0.5), "mask has 4"),
+    (S.init_hierarchical_softmax_layer([2, 2]), _plain, r"multiply to 4, not 6"),
+    (S.init_grid_softmax_layer(2, 2),
+     lambda x: np.concatenate([_plain(x[:2]), _plain(x[2:4]), [0, 0]]), "covers 4 of 6"),
+])
+def test_configs_that_do_not_fit_fall_back_as_loom_does(spec, expect, match):
+    with pytest.warns(loomdist.LoomFallbackWarning, match=match):
+        y, cache = S.forward(spec, {}, X)
+    np.testing.assert_allclose(y[0], expect(X[0].astype(np.float64)), rtol=1e-6, atol=1e-7)
+    g = np.linspace(-1, 1, 6, dtype=np.float32)[None]
+    dx, _ = S.backward(spec, {}, cache, g)
+    run, m = runs_as(spec, 6)
+    _, ref = S.forward(run, {}, X[:, :m])  # the true gradient of what ran (0 past a grid)
+    np.testing.assert_allclose(dx[0, :m], S.backward(run, {}, ref, g[:, :m])[0][0], rtol=1e-6)
+    assert not dx[0, m:].any()
+
+
+def test_loom_adaptive_and_mixture_are_plain_softmax():
+    """LOOM has no adaptive or mixture code: its files compute softmax(x), T ignored."""
+    plain = fwd(S.Spec())
+    for spec in (S.Spec("adaptive", 0.4, adaptive_clusters=((0, 1), (2, 3, 4))),
+                 S.Spec("mixture", 2.0, mixture_weights=(0.3, 0.7))):
+        assert np.array_equal(fwd(spec), plain), spec.variant
+        assert not np.array_equal(fwd(dataclasses.replace(spec, extended=True)), plain)
+
+
+def test_whole_buffer_is_one_distribution():
+    """On LOOM's flat layout a softmax normalises the whole buffer (all samples)."""
+    x = np.vstack([X, X[:, ::-1] * 2])
+    with whole_buffer():
+        y, cache = S.forward(S.Spec("temperature", 0.7), {}, x)
+        dx, _ = S.backward(S.Spec("temperature", 0.7), {}, cache, np.ones_like(y) + x)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y.ravel(), _plain(x.ravel().astype(np.float64), 0.7), rtol=1e-6)
+    ref, c1 = S.forward(S.Spec("temperature", 0.7), {}, x.reshape(1, -1))
+    np.testing.assert_allclose(dx.ravel(), S.backward(S.Spec("temperature", 0.7), {}, c1,
+                                                      (np.ones_like(y) + x).reshape(1, -1))[0]
+                               .ravel(), rtol=1e-6)
+    assert abs(fwd(S.Spec(), x).sum() - 2) < 1e-5  # outside: one distribution per row
 
 
 def test_every_variant_round_trips_through_a_loom_file():

@@ -73,3 +73,9 @@ class TickFunction:
 
     def __call__(self) -> float:
         return float(np.sum(self._run()[-1][0] * self.dy))
+
+
+def per_sample(net, x):
+    """net.forward one sample per row, flat out: step mode's semantics (not LOOM's flat
+    buffer, where MHA and Softmax see every sample at once; docs/differences.md)."""
+    return net.forward(np.reshape(x, (net.batch_size, -1))).reshape(-1)

@@ -11,7 +11,7 @@ from loomdist.errors import ConfigError, ShapeError
 from loomdist.layers import LAYERS
 from loomdist.tween import StepState, TargetDelay
 from tests.cases import CASES
-from tests.tween.step_nets import grid_net, inputs, net_around, residual_net
+from tests.tween.step_nets import grid_net, inputs, net_around, per_sample, residual_net
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -20,7 +20,7 @@ def test_constant_input_gives_forward_from_tick_L(case):
     state = StepState(net, loom_residuals=False)
     x = inputs(net, 1)[0].astype(np.float32)
     state.set_input(x)
-    want = net.forward(x)
+    want = per_sample(net, x)
     for tick in range(1, net.total_layers + 3):
         state.step_forward()
         if tick >= net.total_layers:
@@ -38,7 +38,7 @@ def test_cross_layer_residual_travels_with_the_data():
     state.set_input(x)
     for _ in range(net.total_layers):
         state.step_forward()
-    np.testing.assert_allclose(state.output(), net.forward(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state.output(), per_sample(net, x), rtol=1e-5, atol=1e-6)
     for i in range(net.total_layers + 1):  # every buffer equals the forward's activation
         np.testing.assert_allclose(state.layer_output(i), net.activations()[i],
                                    rtol=1e-5, atol=1e-6, err_msg=f"buffer {i}")
@@ -104,7 +104,7 @@ def test_step_forward_single_writes_in_place():
     for i in range(net.total_layers):  # a sweep of singles is one full forward
         a.step_forward_single(i)
     assert a.step_count == 0
-    np.testing.assert_allclose(a.output(), net.forward(x.astype(np.float32)), rtol=1e-5,
+    np.testing.assert_allclose(a.output(), per_sample(net, x.astype(np.float32)), rtol=1e-5,
                                atol=1e-6)
     b.step_forward_single(0)
     np.testing.assert_array_equal(b.layer_output(1), a.layer_output(1))
@@ -189,7 +189,8 @@ def test_span_steps_a_run_of_layers():
     tail.set_input(whole.layer_output(3), whole.residuals()[3])
     for _ in range(5):
         tail.step_forward()
-    np.testing.assert_array_equal(tail.output(), net.forward(inputs(net, 1)[0].astype(np.float32)))
+    want = per_sample(net, inputs(net, 1)[0].astype(np.float32))
+    np.testing.assert_array_equal(tail.output(), want)
     for bad in ((3, 2), (0, 9), (1, 2, 3), (0.5, 2)):
         with pytest.raises(ConfigError, match="is not a run of layers inside 0..8"):
             StepState(net, span=bad)

@@ -61,8 +61,9 @@ def test_steady_state_gradients_equal_network_backward():
     dx = state.step_backward(dy)
     step_grads = {k: g.copy() for k, g in net.gradients()}
     net.zero_grad()
-    net.forward(x)
-    np.testing.assert_allclose(dx, net.backward(dy), rtol=1e-10, atol=1e-12)
+    net.forward(np.reshape(x, (net.batch_size, -1)))  # step mode: one sample per row
+    np.testing.assert_allclose(dx, net.backward(dy.reshape(net.batch_size, -1)).reshape(-1),
+                               rtol=1e-10, atol=1e-12)
     assert set(step_grads) == {k for k, _ in net.gradients()}
     for k, g in net.gradients():
         np.testing.assert_allclose(step_grads[k], g, rtol=1e-10, atol=1e-12, err_msg=str(k))

@@ -248,7 +248,7 @@ class GpuRunner:
         from loomdist.train import fused_softmax
         self.push()
         s = Stream(self.device, self.arena("train"))
-        out = self.record_forward(s, s.upload(self.net._as_batch(x), "train x"))
+        out = self.record_forward(s, s.upload(self.net.as_batch(x), "train x"))
         fused = fused_softmax(self.net, cfg)
         self.grads = [{} for _ in self.grads]
         if fused is not None:

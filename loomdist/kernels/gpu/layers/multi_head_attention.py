@@ -1,7 +1,8 @@
 """Multi-head causal self-attention with RoPE on the GPU (multi_head_attention.wgsl).
 
 Same semantics as loomdist/layers/multi_head_attention.py: each sample is its own sequence
-of in_features // d_model positions; Q, K, V projections (W[in, out] plus bias), RoPE with
+of in_features // d_model positions (on LOOM's flat layout, layers._common.whole_buffer,
+the whole buffer is one); Q, K, V projections (W[in, out] plus bias), RoPE with
 theta 1e6 on Q and K, scores scaled by 1/sqrt(head_dim) with a causal mask, softmax, the
 weighted sum of V, and the output projection. The projections and every weight gradient are
 tiled GEMMs, the scores and weighted sums a batched strided GEMM over (sample, head) pairs
@@ -18,6 +19,7 @@ from loomdist.kernels.cpu.attention import rope_tables
 from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
+from loomdist.layers._common import buffer_rows
 from loomdist.layers.multi_head_attention import ROPE_THETA, WEIGHT_KEYS
 
 SKIPS_DX = True  # backward(..., need_dx=False) skips dL/dx (layers.backward)
@@ -33,7 +35,8 @@ class _Geo:
 
     def __init__(self, spec, x: GpuArray):
         self.d, self.nh, self.hd = spec.d_model, spec.num_heads, spec.head_dim
-        self.nb, self.seq = x.shape[0], x.shape[1] // spec.d_model
+        self.nb = buffer_rows(x)
+        self.seq = x.size // (self.nb * spec.d_model)
         self.rows = self.nb * self.seq
 
     def att(self, rotate: int = 0) -> dict:

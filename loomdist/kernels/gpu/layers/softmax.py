@@ -1,6 +1,6 @@
 """Softmax layer on the GPU: LOOM's 10 variants (softmax.wgsl), forward and true JVPs.
 
-Same semantics as loomdist/layers/_softmax_math.py, per sample row of x (batch, n): one
+Same semantics as loomdist/layers/softmax.py, per sample row of x (batch, n): one
 workgroup per row (adaptive and mixture: one invocation per row). The small tables a spec
 fixes (mask, cluster ids, mixture weights) are uploaded with the call; gumbel noise is drawn
 on the host from the same generator the CPU layer uses, so a seeded layer gives the same
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from loomdist.kernels.gpu import ops
 from loomdist.kernels.gpu.array import GpuArray
 from loomdist.kernels.gpu.stream import Stream
 from loomdist.layers import _softmax_math as sm
+from loomdist.layers._common import buffer_rows
+from loomdist.layers._softmax_spec import runs_as
 
 SHADER = "softmax"
 WHERE = "softmax gpu"  # names this layer in buffer-limit errors
@@ -193,14 +196,36 @@ BACKWARD = {"softmax": _softmax_bwd, "masked": _masked_bwd, "sparse": _sparse_bw
 
 def forward(stream: Stream, spec, params: dict, x: GpuArray) -> tuple:
     """x: (batch, n) logits -> (probabilities (batch, out_features), cache); no parameters.
+    What runs is the CPU layer's (_softmax_spec.runs_as: LOOM's fallbacks; whole_buffer).
 
     Raises:
-        ShapeError: the input size does not fit the variant (mask length, grid, levels, ...).
+        ShapeError: the input size does not fit the variant (a grid larger than the input,
+        mixture components that do not divide it, ...).
     """
-    spec.out_features(x.shape[1], "softmax gpu forward")
-    return FORWARD[spec.variant](stream, spec, x)
+    xs = x.reshape(buffer_rows(x), -1)
+    spec.out_features(xs.shape[1], "softmax gpu forward")
+    run, m = runs_as(spec, xs.shape[1])
+    if m == xs.shape[1]:
+        y, cache = FORWARD[run.variant](stream, run, xs)
+    else:  # a grid covering the first m logits: LOOM leaves the rest 0
+        part = stream.scratch((xs.shape[0], m), WHERE)
+        ops.copy_cols(stream, xs, part, m, 0, 0)
+        y_m, cache = FORWARD[run.variant](stream, run, part)
+        y = stream.empty(xs.shape, WHERE)
+        ops.copy_cols(stream, y_m, y, m, 0, 0)
+    cache.update(covered=m, in_shape=xs.shape)
+    return y.reshape(x.shape[0], -1), cache
 
 
 def backward(stream: Stream, spec, params: dict, cache: dict, dy: GpuArray) -> tuple:
     """True Jacobian-vector product of the variant's forward -> (dx (batch, n), {})."""
-    return BACKWARD[cache["op"]](stream, cache, dy), {}
+    m, shape = cache["covered"], cache["in_shape"]
+    g = dy.reshape(shape[0], -1)
+    if m == shape[1]:
+        dx = BACKWARD[cache["op"]](stream, cache, g)
+    else:
+        g_m = stream.scratch((shape[0], m), WHERE)
+        ops.copy_cols(stream, g, g_m, m, 0, 0)
+        dx = stream.empty(shape, WHERE)
+        ops.copy_cols(stream, BACKWARD[cache["op"]](stream, cache, g_m), dx, m, 0, 0)
+    return dx.reshape(dy.shape[0], -1), {}
