@@ -31,6 +31,9 @@ Both baselines are one stage actor with the same `--cpus-per-actor` as each pipe
                    (K-1)/(3M+K-1) once M >= K
     loss           1 - xK1/K: everything a step loses against K perfectly busy stages
                    (bubble, hand-offs, driver, gradient norm and update)
+    stage_ceiling  with --stage-ceiling (JSON and the per-stage header): the x1 the stages
+                   allow, run as K plain pinned processes with nothing sent and no schedule
+                   (jobs/stage_ceiling.py) in the same round: baseline / slowest x (1 - ideal)
 
     pace           the slowest stage's busy share of the step's span (median): near
                    1 - ideal, the schedule ran as fast as its slowest CPU let it
@@ -111,6 +114,7 @@ class BenchConfig:
     defer_weight_grads: bool = True  # weight gradients once per mini-batch (False: per micro)
     pin_cpus: str | None = "process"  # Plan.pin_cpus: process | thread | None (the OS places)
     rounds: int = 1                  # sweeps, interleaved with baselines; medians reported
+    stage_ceiling: bool = False      # per round: the stages as plain pinned processes (below)
 
     def __post_init__(self):
         for name in ("cells", "layers_per_cell", "width", "batch", "steps", "hops", "rounds"):
@@ -132,6 +136,11 @@ class BenchConfig:
         if max(self.stages) > self.cells:
             raise ConfigError(f"bench_pipeline: {max(self.stages)} stages for {self.cells} "
                               f"cells; use --cells >= {max(self.stages)} or fewer stages")
+        uneven = [k for k in self.stages if self.cells % k]
+        if self.stage_ceiling and uneven:
+            raise ConfigError(f"bench_pipeline: --stage-ceiling needs equal stages, and "
+                              f"{self.cells} cells do not split into {uneven[0]}; pass "
+                              f"--cells as a multiple of every K")
         if max(self.micro) > self.batch:
             raise ConfigError(f"bench_pipeline: {max(self.micro)} micro-batches of a "
                               f"{self.batch}-row batch; use --batch >= {max(self.micro)}")
@@ -289,7 +298,8 @@ def run(cfg: BenchConfig, log=print) -> dict:
                     log(row(_score(points[-1], bases[-1], same_m, scaling)))  # provisional x1
         bases.append(measure_point(net, cfg, 1, 1))
         base = _mean_base(bases[-2:])
-        rounds.append([_score(p, base, same_m, scaling) for p in points])
+        plain = plain_stages(cfg, log) if cfg.stage_ceiling else {}
+        rounds.append([_score(p, base, same_m, scaling, plain) for p in points])
         log(f"round {r + 1}/{cfg.rounds}: baseline again {bases[-1]['step_ms']:.1f} ms/step; "
             f"the round's x1 uses the mean of the two around it, {base['step_ms']:.1f} ms")
     sizes = [(0, 0)] + [(m, -(-cfg.batch // m)) for m in cfg.micro]  # 0 rows: call only
@@ -304,8 +314,30 @@ def run(cfg: BenchConfig, log=print) -> dict:
             "elapsed_s": time.perf_counter() - t0}
 
 
-def _score(p: dict, base: dict, same_m: dict, scaling: dict) -> dict:
-    """Point p with its speed-ups (x1 against `base`, xK1), efficiency loss and ceiling."""
+def plain_stages(cfg: BenchConfig, log=print) -> dict:
+    """{(K, M): each stage's ms per step} for every pipelined point of the sweep, run as K
+    plain processes on this machine (jobs/stage_ceiling.py: pinned as the stage actors are,
+    all started together, nothing sent, no schedule, no Ray). Single-node runs only."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:  # loaded by path (tests), not run as a script
+        sys.path.insert(0, here)
+    import stage_ceiling as sc
+
+    out = {}
+    for k in (k for k in cfg.stages if k > 1):
+        jobs = [(layers, s == 0, cpu) for s, (layers, cpu) in
+                enumerate(zip(sc.stage_layers(cfg, k), sc.cpus_for(k)))]
+        for m in cfg.micro:
+            out[k, m] = [statistics.median(g["step_ms"]) for g in sc.run_together(cfg, jobs, m)]
+            log(f"stages as plain processes, K={k} M={m}: ms/step "
+                + ", ".join(f"{v:.1f}" for v in out[k, m]))
+    return out
+
+
+def _score(p: dict, base: dict, same_m: dict, scaling: dict, plain: dict | None = None) -> dict:
+    """Point p with its speed-ups (x1 against `base`, xK1), efficiency loss and ceilings;
+    with `plain` (plain_stages), the x1 its stages allow: base / slowest plain stage x
+    (1 - ideal bubble)."""
     k, m = p["stages"], p["micro"]
     p = dict(p, speedup=base["step_ms"] / p["step_ms"])
     if m in same_m:
@@ -313,6 +345,9 @@ def _score(p: dict, base: dict, same_m: dict, scaling: dict) -> dict:
         p["efficiency_loss"] = 1.0 - p["speedup_same_m"] / k
     p["cpu_scaling"] = scaling[k]  # the pipeline gain these CPUs allow: x (1 - ideal)
     p["ceiling"] = scaling[k] * (1.0 - p["ideal_bubble"])
+    if plain and (k, m) in plain:
+        p["plain_stage_ms"] = plain[k, m]
+        p["stage_ceiling"] = base["step_ms"] / max(plain[k, m]) * (1.0 - p["ideal_bubble"])
     return p
 
 
@@ -327,7 +362,7 @@ def _mean_base(bases: list) -> dict:
 
 
 MEDIAN_KEYS = ("step_ms", "samples_per_s", "bubble", "pace", "spread", "speedup",
-               "speedup_same_m", "efficiency_loss", "cpu_scaling", "ceiling")
+               "speedup_same_m", "efficiency_loss", "cpu_scaling", "ceiling", "stage_ceiling")
 
 
 def _median_point(ps: tuple) -> dict:
@@ -375,6 +410,10 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
                     help="Plan.pin_cpus of the stage actors: all their threads (default: "
                     "process) or their compute thread on their own CPUs, or none (the OS "
                     "places them)")
+    ap.add_argument("--stage-ceiling", action="store_true", default=None,
+                    help="per round, also run each pipelined point's stages as plain pinned "
+                    "processes (jobs/stage_ceiling.py) and report the x1 they allow; "
+                    "single-node only")
     ap.add_argument("--address", help="join this Ray cluster (default: start a local one)")
     ap.add_argument("--num-cpus", type=int, help="local Ray's CPUs (default: visible cores)")
     ap.add_argument("--json", help="write the report here")
@@ -383,6 +422,8 @@ def parse_args(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
              if v is not None and k in BenchConfig.__dataclass_fields__}
     if "pin_cpus" in given:
         given["pin_cpus"] = pin_mode(given["pin_cpus"])
+    if args.stage_ceiling and args.address:
+        ap.error("--stage-ceiling runs the stages on this machine; drop --address")
     try:
         return replace(BenchConfig(**QUICK) if args.quick else BenchConfig(), **given), args
     except ConfigError as e:

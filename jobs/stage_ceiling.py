@@ -26,9 +26,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import statistics
 import sys
 import time
+from dataclasses import asdict
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy: every process here computes on one thread
@@ -50,10 +52,13 @@ def stage_layers(cfg: BenchConfig, k: int) -> list[range]:
     return [range(s * per, (s + 1) * per) for s in range(k)]
 
 
-def _stage(cfg: BenchConfig, layers: range, first: bool, m: int, cpu: int, steps: int,
+def _stage(fields: dict, layers: range, first: bool, m: int, cpu: int, steps: int,
            start, out, slot: int) -> None:
-    """One process: pin, build the stage, warm up, wait for the others, time `steps`."""
+    """One process: pin, build the stage, warm up, wait for the others, time `steps`.
+    fields: the BenchConfig as a dict (the caller's class may come from a module loaded by
+    path, which a spawned process cannot import by name)."""
     os.sched_setaffinity(0, {cpu})
+    cfg = BenchConfig(**fields)
     import numpy as np
 
     from loomdist.actors.cell import Cell
@@ -94,19 +99,33 @@ def _stage(cfg: BenchConfig, layers: range, first: bool, m: int, cpu: int, steps
 
 def run_together(cfg: BenchConfig, jobs: list[tuple], m: int) -> list[dict]:
     """Run (layers, first, cpu) jobs as processes started together; their reports, in order."""
-    ctx = mp.get_context("spawn")
+    ctx, fields = mp.get_context("spawn"), asdict(cfg)
     start, out = ctx.Barrier(len(jobs), timeout=cfg.timeout_s), ctx.Queue()
-    ps = [ctx.Process(target=_stage, args=(cfg, layers, first, m, cpu, cfg.steps, start, out,
-                                           i)) for i, (layers, first, cpu) in enumerate(jobs)]
+    ps = [ctx.Process(target=_stage, args=(fields, layers, first, m, cpu, cfg.steps, start,
+                                           out, i))
+          for i, (layers, first, cpu) in enumerate(jobs)]
     for p in ps:
         p.start()
-    got = dict(out.get(timeout=cfg.timeout_s) for _ in ps)
-    for p in ps:
-        p.join(timeout=cfg.timeout_s)
-    bad = [i for i, p in enumerate(ps) if p.exitcode != 0]
-    if bad:
-        raise RuntimeError(f"stage_ceiling: processes {bad} failed (exit codes "
-                           f"{[ps[i].exitcode for i in bad]})")
+    got, deadline = {}, time.monotonic() + cfg.timeout_s
+    try:
+        while len(got) < len(ps):
+            try:
+                slot, report = out.get(timeout=0.5)
+                got[slot] = report
+            except queue.Empty:
+                dead = [i for i, p in enumerate(ps) if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"stage_ceiling: stage processes {dead} failed (exit "
+                                       f"codes {[ps[i].exitcode for i in dead]}); their "
+                                       f"traceback is on stderr") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"stage_ceiling: no result within timeout_s "
+                                       f"{cfg.timeout_s:g} s; pass a larger --timeout-s") from None
+    finally:
+        for p in ps:
+            p.join(timeout=5 if len(got) < len(ps) else cfg.timeout_s)
+            if p.is_alive():
+                p.kill()
     return [got[i] for i in range(len(jobs))]
 
 

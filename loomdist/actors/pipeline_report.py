@@ -43,6 +43,8 @@ def _stage_lines(points: list) -> list[str]:
         if p["stages"] > 1 and p.get("per_stage"):
             pace = (f"; pace {p['pace']:.3f}, spread {p['spread']:.2f}"
                     if p.get("pace") is not None else "")
+            if p.get("stage_ceiling") is not None:
+                pace += f"; x1 its stages allow as plain processes {p['stage_ceiling']:.2f}"
             out.append(f"{p.get('schedule', '')} K={p['stages']} M={p['micro']} per stage "
                        f"(busy share of the step, mean ms per call{pace}):")
             out += [f"  stage {s}: busy {st['busy']:.3f}  " + "  ".join(
