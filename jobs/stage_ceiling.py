@@ -32,9 +32,8 @@ import sys
 import time
 from dataclasses import asdict
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = "1"  # before numpy: every process here computes on one thread
-
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS")  # set to 1 for the stage processes, before their numpy
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_pipeline import BenchConfig, batch_data, grid_network  # noqa: E402
@@ -104,8 +103,17 @@ def run_together(cfg: BenchConfig, jobs: list[tuple], m: int) -> list[dict]:
     ps = [ctx.Process(target=_stage, args=(fields, layers, first, m, cpu, cfg.steps, start,
                                            out, i))
           for i, (layers, first, cpu) in enumerate(jobs)]
-    for p in ps:
-        p.start()
+    saved = {v: os.environ.get(v) for v in THREAD_VARS}
+    try:  # a spawned process takes the environment of its start; this one keeps its own
+        os.environ.update({v: "1" for v in THREAD_VARS})
+        for p in ps:
+            p.start()
+    finally:
+        for v, old in saved.items():
+            if old is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = old
     got, deadline = {}, time.monotonic() + cfg.timeout_s
     try:
         while len(got) < len(ps):

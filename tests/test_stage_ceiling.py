@@ -93,3 +93,12 @@ def test_a_failed_stage_process_is_an_error_at_once():
                          batch=8, steps=1, warmup=0, timeout_s=120)
     with pytest.raises(RuntimeError, match="stage processes \\[0\\] failed"):
         sc.run_together(cfg, [(range(5, 6), True, sc.cpus_for(1)[0])], 1)  # no layer 5
+
+
+def test_stage_processes_leave_this_processs_thread_settings_alone():
+    bp = _bench_module()
+    before = {v: os.environ.get(v) for v in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    bp.plain_stages(bp.BenchConfig(stages=(2,), micro=(1,), cells=2, layers_per_cell=1,
+                                   width=8, batch=4, steps=1, warmup=0, stage_ceiling=True,
+                                   timeout_s=120), log=lambda _: None)
+    assert {v: os.environ.get(v) for v in before} == before
