@@ -325,8 +325,7 @@ def plain_stages(cfg: BenchConfig, log=print) -> dict:
 
     out = {}
     for k in (k for k in cfg.stages if k > 1):
-        jobs = [(layers, s == 0, cpu) for s, (layers, cpu) in
-                enumerate(zip(sc.stage_layers(cfg, k), sc.cpus_for(k)))]
+        jobs = sc.stage_jobs(cfg, k)
         for m in cfg.micro:
             out[k, m] = [statistics.median(g["step_ms"]) for g in sc.run_together(cfg, jobs, m)]
             log(f"stages as plain processes, K={k} M={m}: ms/step "

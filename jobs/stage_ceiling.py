@@ -51,9 +51,15 @@ def stage_layers(cfg: BenchConfig, k: int) -> list[range]:
     return [range(s * per, (s + 1) * per) for s in range(k)]
 
 
-def _stage(fields: dict, layers: range, first: bool, m: int, cpu: int, steps: int,
-           start, out, slot: int) -> None:
-    """One process: pin, build the stage, warm up, wait for the others, time `steps`.
+def stage_jobs(cfg: BenchConfig, k: int) -> list[tuple]:
+    """(layers, first stage?, CPU) of K equal stages, pinned as the stage actors are."""
+    return [(layers, s == 0, cpu)
+            for s, (layers, cpu) in enumerate(zip(stage_layers(cfg, k), cpus_for(k)))]
+
+
+def _stage(fields: dict, layers: range, first: bool, m: int, cpu: int, start, out,
+           slot: int) -> None:
+    """One process: pin, build the stage, warm up, wait for the others, time cfg.steps.
     fields: the BenchConfig as a dict (the caller's class may come from a module loaded by
     path, which a spawned process cannot import by name)."""
     os.sched_setaffinity(0, {cpu})
@@ -88,20 +94,19 @@ def _stage(fields: dict, layers: range, first: bool, m: int, cpu: int, steps: in
         step(n)
     start.wait()
     times, c0 = [], time.process_time()
-    for n in range(steps):
+    for n in range(cfg.steps):
         t0 = time.perf_counter()
         step(cfg.warmup + n)
         times.append(time.perf_counter() - t0)
     out.put((slot, {"cpu": cpu, "step_ms": [s * 1e3 for s in times],
-                    "cpu_ms_per_step": (time.process_time() - c0) * 1e3 / steps}))
+                    "cpu_ms_per_step": (time.process_time() - c0) * 1e3 / cfg.steps}))
 
 
 def run_together(cfg: BenchConfig, jobs: list[tuple], m: int) -> list[dict]:
     """Run (layers, first, cpu) jobs as processes started together; their reports, in order."""
     ctx, fields = mp.get_context("spawn"), asdict(cfg)
     start, out = ctx.Barrier(len(jobs), timeout=cfg.timeout_s), ctx.Queue()
-    ps = [ctx.Process(target=_stage, args=(fields, layers, first, m, cpu, cfg.steps, start,
-                                           out, i))
+    ps = [ctx.Process(target=_stage, args=(fields, layers, first, m, cpu, start, out, i))
           for i, (layers, first, cpu) in enumerate(jobs)]
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
     try:  # a spawned process takes the environment of its start; this one keeps its own
@@ -138,17 +143,20 @@ def run_together(cfg: BenchConfig, jobs: list[tuple], m: int) -> list[dict]:
 
 
 def cpus_for(k: int) -> list[int]:
-    """The CPUs pinning.assign_cpus hands K one-CPU actors: from the highest down."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if k > len(cpus):
+    """The CPU pinning.assign_cpus hands each of K one-CPU actors on this machine."""
+    from loomdist.actors.pinning import assign_cpus
+
+    allowed = sorted(os.sched_getaffinity(0))
+    got = assign_cpus([("", allowed)] * k, 1, warn=False)
+    if None in got:
         raise ConfigError(f"stage_ceiling: {k} stages need {k} CPUs, this process may use "
-                          f"{len(cpus)}; pass fewer --stages")
-    return [cpus[len(cpus) - 1 - s] for s in range(k)]
+                          f"{len(allowed)}; pass fewer --stages")
+    return [cpus[0] for cpus in got]
 
 
 def run(cfg: BenchConfig, k: int, m: int, log=print) -> dict:
-    cpus, ranges = cpus_for(k), stage_layers(cfg, k)
-    whole = range(cfg.cells * cfg.layers_per_cell)
+    jobs = stage_jobs(cfg, k)
+    cpus, whole = [cpu for _, _, cpu in jobs], range(cfg.cells * cfg.layers_per_cell)
 
     def baseline() -> float:
         ms = statistics.median(run_together(cfg, [(whole, True, cpus[0])], 1)[0]["step_ms"])
@@ -157,8 +165,7 @@ def run(cfg: BenchConfig, k: int, m: int, log=print) -> dict:
 
     bases, rounds = [baseline()], []
     for r in range(cfg.rounds):
-        got = run_together(cfg, [(rg, s == 0, c) for s, (rg, c) in
-                                 enumerate(zip(ranges, cpus))], m)
+        got = run_together(cfg, jobs, m)
         bases.append(baseline())
         base = (bases[-2] + bases[-1]) / 2
         ms = [statistics.median(g["step_ms"]) for g in got]
@@ -194,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
                           layers_per_cell=a.layers_per_cell, width=a.width, batch=a.batch,
                           steps=a.steps, warmup=a.warmup, rounds=a.rounds,
                           timeout_s=a.timeout_s)
-        stage_layers(cfg, a.stages), cpus_for(a.stages)  # checked before any process starts
+        stage_jobs(cfg, a.stages)  # checked before any process starts
     except ConfigError as e:
         ap.error(str(e))
     report = run(cfg, a.stages, a.micro)
